@@ -1,0 +1,1 @@
+"""vidu-async: an asyncio-native SDK for Vidu's reference2video API (work in progress)."""

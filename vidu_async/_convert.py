@@ -1,0 +1,421 @@
+"""The one cattrs converter: requests out (Vidu's exact field names, no ``None``), responses in.
+
+Responses are read leniently: unknown fields are kept in ``extra``, ``credits`` may be a numeric
+string, ``created_at`` may carry nanoseconds, the create response says ``task_id`` where the query
+says ``id``, and an unknown state becomes ``TaskState.UNKNOWN``. Requests written in Vidu's own JSON
+(a JSONL line, a docs example) are read strictly, the way the service reads them: an unknown field
+is a ``FieldUnwanted`` problem, and the model's own validation does the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from . import _sniff
+from ._models import (
+    Creation,
+    CreditPackage,
+    CreditRemain,
+    Credits,
+    Reference2Video,
+    Subject,
+    Task,
+    TaskState,
+    VideoInfo,
+)
+from .exceptions import Problem, RequestValidationError, ResponseValidationError
+
+__all__ = [
+    "converter",
+    "media_to_data_uri",
+    "parse_timestamp",
+    "request_from_json",
+    "request_to_json",
+    "structure_credits",
+    "structure_task",
+    "structure_task_list",
+]
+
+T = TypeVar("T")
+
+converter: Final = cattrs.Converter(forbid_extra_keys=False)
+
+
+# --- scalars (lenient: responses are the only thing structured with these) ----------------------
+
+
+def _structure_str(value: object, _: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # numeric ids
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_int(value: object, _: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            number = float(text)  # "15.0"; raises ValueError for anything else
+            if number.is_integer():
+                return int(number)
+    raise ValueError(f"expected an integer, got {value!r}"[:120])
+
+
+def _structure_float(value: object, _: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        number = float(value.strip())
+    else:
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("expected a finite number")
+    return number
+
+
+_TRUE = {"true": True, "false": False}
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return _TRUE[value.strip().lower()]
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected true or false, got {type(value).__name__}")
+
+
+_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$",
+    re.IGNORECASE,
+)
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An RFC 3339 timestamp (nanoseconds allowed, truncated) or epoch seconds, as an aware UTC datetime."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a timestamp, got {type(value).__name__}")
+    match = _TIMESTAMP.match(value.strip())
+    if match is None:
+        raise ValueError(f"expected an RFC 3339 timestamp, got {value[:40]!r}")
+    micros = (match["frac"] or "").ljust(6, "0")[:6]
+    base = datetime.fromisoformat(f"{match['date']}T{match['time']}.{micros}")
+    tz = (match["tz"] or "Z").upper()
+    if tz == "Z":
+        return base.replace(tzinfo=UTC)
+    sign = 1 if tz[0] == "+" else -1
+    digits = tz[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return (base - sign * offset).replace(tzinfo=UTC)
+
+
+def _structure_str_tuple(value: object, _: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(_structure_str(v, str) for v in value)
+    raise ValueError(f"expected a list of strings, got {type(value).__name__}")
+
+
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(float, _structure_float)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(datetime, lambda v, _: parse_timestamp(v))
+converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
+converter.register_structure_hook(
+    TaskState,
+    lambda v, _: TaskState.parse(v) if isinstance(v, str) else TaskState.UNKNOWN,
+)
+
+
+# --- response classes: known fields structured, unknown fields kept in `extra` -------------------
+
+
+def _lenient(cls: type[T], prepare: Callable[[dict[str, Any]], None] | None = None) -> Callable[[Any, Any], T]:
+    """A hook that structures the fields ``cls`` knows and keeps the rest in its ``extra``."""
+    known = {a.name for a in attrs.fields(cls)} - {"extra"}  # type: ignore[misc]
+    base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False)
+
+    def hook(value: Any, _: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected an object, got {type(value).__name__}")
+        data = {str(k): v for k, v in value.items()}
+        if prepare is not None:
+            prepare(data)
+        fields = {k: v for k, v in data.items() if k in known and v is not None}
+        fields["extra"] = {k: v for k, v in data.items() if k not in known}
+        return base(fields, cls)
+
+    return hook
+
+
+def _prepare_task(data: dict[str, Any]) -> None:
+    if "task_id" in data and data.get("id") in (None, ""):
+        data["id"] = data.pop("task_id")
+    state = data.get("state")
+    if isinstance(state, str):
+        data["raw_state"] = state
+    elif state is not None:
+        data["raw_state"] = data["state"] = str(state)  # not a string: reads as UNKNOWN, kept as text
+
+
+def _structure_video(value: Any, _: Any) -> VideoInfo:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected an object, got {type(value).__name__}")
+    size = value.get("resolution")
+    size = size if isinstance(size, Mapping) else value
+
+    def pick(source: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
+        raw = source.get(key)
+        if raw is None:
+            return None
+        return _structure_int(raw, int) if kind is int else _structure_float(raw, float)
+
+    return VideoInfo(
+        duration=pick(value, "duration", float),
+        fps=pick(value, "fps", float),
+        width=pick(size, "width", int),
+        height=pick(size, "height", int),
+    )
+
+
+def _prepare_credits(data: dict[str, Any]) -> None:
+    # The field table names the array `remaining_credits`; the example uses `remains`.
+    if "remains" not in data and "remaining_credits" in data:
+        data["remains"] = data.pop("remaining_credits")
+
+
+converter.register_structure_hook(VideoInfo, _structure_video)
+converter.register_structure_hook(Creation, _lenient(Creation))
+converter.register_structure_hook(Task, _lenient(Task, _prepare_task))
+converter.register_structure_hook(CreditRemain, _lenient(CreditRemain))
+converter.register_structure_hook(CreditPackage, _lenient(CreditPackage))
+converter.register_structure_hook(Credits, _lenient(Credits, _prepare_credits))
+
+
+def _structure(value: object, cls: type[T], what: str) -> T:
+    try:
+        return converter.structure(value, cls)
+    except cattrs.BaseValidationError as exc:
+        raise ResponseValidationError(
+            f"unreadable {what}", errors=tuple(cattrs.transform_error(exc, path="$")), body=value
+        ) from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ResponseValidationError(f"unreadable {what}: {exc}", body=value) from exc
+
+
+def structure_task(body: object, *, task_id: str | None = None) -> Task:
+    """Read a task from a create, query, list-row or callback body.
+
+    Args:
+        body: The decoded JSON.
+        task_id: The id from the request path, used when the body has none (the official query
+            example has no ``id``).
+
+    Raises:
+        ResponseValidationError: the body is not an object or a field has an impossible type.
+    """
+    if isinstance(body, Mapping) and task_id is not None and body.get("id") in (None, "") and not body.get("task_id"):
+        body = {**body, "id": task_id}
+    if isinstance(body, Mapping) and body.get("id") in (None, "") and body.get("task_id") in (None, ""):
+        raise ResponseValidationError("task body has no id or task_id", body=body)
+    return _structure(body, Task, "task")
+
+
+def structure_credits(body: object) -> Credits:
+    """Read a ``GET /ent/v2/credits`` body."""
+    return _structure(body, Credits, "credits response")
+
+
+def structure_task_list(body: object) -> tuple[list[Task], str]:
+    """Read a ``GET /ent/v2/tasks`` body: the tasks of the page and the next page token ("" at the end)."""
+    if not isinstance(body, Mapping):
+        raise ResponseValidationError("unreadable task list: expected an object", body=body)
+    rows = body.get("tasks") or []
+    if not isinstance(rows, list):
+        raise ResponseValidationError("unreadable task list: `tasks` is not a list", body=body)
+    token = body.get("next_page_token") or ""
+    if not isinstance(token, str):
+        token = _structure(token, str, "next_page_token")
+    tasks = []
+    for i, row in enumerate(rows):
+        try:
+            tasks.append(structure_task(row))
+        except ResponseValidationError as exc:
+            errors = tuple(e.replace("$", f"$.tasks[{i}]", 1) for e in exc.errors) or (str(exc),)
+            raise ResponseValidationError("unreadable task list", errors=errors, body=body) from exc
+    return tasks, token
+
+
+# --- requests out --------------------------------------------------------------------------------
+
+
+def media_to_data_uri(data: bytes, fallback_mime: str = "application/octet-stream") -> str:
+    """Encode bytes as ``data:<sniffed type>;base64,...``."""
+    info = _sniff.sniff(data[: 256 * 1024])
+    mime = info.mime if info is not None else fallback_mime
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _unstructure_media(item: object) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bytes):
+        return media_to_data_uri(item)
+    if isinstance(item, Path):
+        raise TypeError(f"local file {item.name!r} must be read before serializing (see _media.resolve_media)")
+    raise TypeError(f"not a media item: {type(item).__name__}")
+
+
+def _unstructure_dropping_empty(cls: type[Any], media_fields: frozenset[str]) -> Callable[[Any], dict[str, Any]]:
+    names = [a.name for a in attrs.fields(cls)]
+
+    def hook(instance: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(instance, name)
+            if value is None or value == ():
+                continue
+            if name in media_fields:
+                out[name] = [_unstructure_media(v) for v in value]
+            elif name == "subjects":
+                out[name] = [converter.unstructure(s, Subject) for s in value]
+            elif isinstance(value, tuple):
+                out[name] = list(value)
+            else:
+                out[name] = value
+        return out
+
+    return hook
+
+
+converter.register_unstructure_hook(Subject, _unstructure_dropping_empty(Subject, frozenset({"images", "videos"})))
+converter.register_unstructure_hook(
+    Reference2Video, _unstructure_dropping_empty(Reference2Video, frozenset({"images", "videos"}))
+)
+
+
+def request_to_json(request: Reference2Video) -> dict[str, Any]:
+    """The JSON body for ``request``: Vidu's field names, no ``None``, no empty lists.
+
+    ``bytes`` media become data URIs here; ``Path`` media must have been read first
+    (``_media.resolve_media``), since reading a file does not belong in a pure function.
+    """
+    body: dict[str, Any] = converter.unstructure(request, Reference2Video)
+    return body
+
+
+# --- requests in (strict, as the service reads them) ---------------------------------------------
+
+_REQUEST_FIELDS: Final = frozenset(a.name for a in attrs.fields(Reference2Video))
+_SUBJECT_FIELDS: Final = frozenset(a.name for a in attrs.fields(Subject))
+_LIST_FIELDS: Final = frozenset({"subjects", "images", "videos", "sounds"})
+
+
+def request_from_json(body: object, *, what: str = "request") -> Reference2Video:
+    """Read a request written in Vidu's JSON shape, as strictly as the service does.
+
+    Raises:
+        RequestValidationError: every problem at once: unknown fields (``FieldUnwanted``),
+            wrong JSON types, and every rule the model checks.
+    """
+    if not isinstance(body, Mapping):
+        raise RequestValidationError(
+            [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")], subject=what
+        )
+    problems: list[Problem] = [
+        Problem(str(key), "unwanted field (not part of reference2video)", "FieldUnwanted")
+        for key in body
+        if key not in _REQUEST_FIELDS
+    ]
+    kwargs: dict[str, Any] = {k: v for k, v in body.items() if k in _REQUEST_FIELDS and v is not None}
+    for name in _LIST_FIELDS & kwargs.keys():
+        if not isinstance(kwargs[name], list):
+            problems.append(Problem(name, f"expected a JSON array, got {_json_type(kwargs[name])}"))
+            del kwargs[name]
+    for name in ("images", "videos", "sounds"):
+        if name in kwargs:
+            for i, item in enumerate(kwargs[name]):
+                if not isinstance(item, str):
+                    problems.append(Problem(f"{name}[{i}]", f"expected a string, got {_json_type(item)}"))
+            kwargs[name] = [item for item in kwargs[name] if isinstance(item, str)]
+    subjects: list[Subject] = []
+    for s, raw in enumerate(kwargs.get("subjects", ())):
+        subject = _subject_from_json(raw, f"subjects[{s}]", problems)
+        if subject is not None:
+            subjects.append(subject)
+    if "subjects" in kwargs:
+        kwargs["subjects"] = subjects
+    for name in ("model", "prompt"):
+        if name not in kwargs:
+            problems.append(Problem(name, "is required", "FieldLacking"))
+            kwargs[name] = "" if name == "prompt" else "?"
+    try:
+        request = Reference2Video(**kwargs)
+    except RequestValidationError as exc:
+        missing = {p.field for p in problems if p.reason == "FieldLacking"}
+        problems.extend(p for p in exc.problems if not (p.field in missing and p.field in ("model", "prompt")))
+        raise RequestValidationError(problems, subject=what) from None
+    if problems:
+        raise RequestValidationError(problems, subject=what)
+    return request
+
+
+def _subject_from_json(raw: object, where: str, problems: list[Problem]) -> Subject | None:
+    if not isinstance(raw, Mapping):
+        problems.append(Problem(where, f"expected a JSON object, got {_json_type(raw)}"))
+        return None
+    problems.extend(
+        Problem(f"{where}.{key}", "unwanted field", "FieldUnwanted") for key in raw if key not in _SUBJECT_FIELDS
+    )
+    kwargs = {k: v for k, v in raw.items() if k in _SUBJECT_FIELDS and v is not None}
+    for name in ("images", "videos"):
+        if name in kwargs:
+            if not isinstance(kwargs[name], list):
+                problems.append(Problem(f"{where}.{name}", f"expected a JSON array, got {_json_type(kwargs[name])}"))
+                del kwargs[name]
+                continue
+            for i, item in enumerate(kwargs[name]):
+                if not isinstance(item, str):
+                    problems.append(Problem(f"{where}.{name}[{i}]", f"expected a string, got {_json_type(item)}"))
+            kwargs[name] = [item for item in kwargs[name] if isinstance(item, str)]
+    return Subject(**kwargs)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__

@@ -1,0 +1,447 @@
+"""Request validation: every documented rule of ``reference2video``, every problem reported at once.
+
+Pure: reads the request and the rules table, never a file or the network. Local files are
+checked by ``_media`` at submit time with :func:`media_bytes_problems`, the same checks as
+``bytes`` inputs get here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from . import _models, _rules, _sniff
+from .exceptions import Problem, RequestValidationError
+
+if TYPE_CHECKING:
+    from ._models import Reference2Video, Subject
+
+__all__ = ["check_request", "media_bytes_problems", "request_problems"]
+
+_LACKING = "FieldLacking"
+_COUNT = "FieldItemCountOutOfRange"
+_INVALID = "FieldInvalid"
+_FORMAT = "ImageFormatInvalid"
+_SIZE = "PageSizeOutOfRange"  # Vidu's reason for image size, format and aspect problems
+
+# A reference is "@" at the start of the prompt or after a non-word character, then a handle;
+# "[@name]" is the subject-library spelling. An e-mail address ("me@x.com") is not a reference.
+_REFERENCE = re.compile(r"(?<![\w@])@(\w+)")
+_ASPECT = re.compile(r"^[1-9]\d*:[1-9]\d*$")
+
+
+def check_request(request: Reference2Video) -> None:
+    """Raise :class:`RequestValidationError` listing every problem with ``request``."""
+    problems = request_problems(request)
+    if problems:
+        raise RequestValidationError(problems, subject=f"Reference2Video (model {request.model!r})")
+
+
+def request_problems(request: Reference2Video) -> list[Problem]:
+    """Every problem with ``request``, in field order."""
+    out: list[Problem] = []
+    _check_types(request, out)
+    rule = _rules.MODEL_RULES.get(request.model) if isinstance(request.model, str) else None
+    _check_prompt(request, out)
+    _check_shape(request, rule, out)
+    if isinstance(request.subjects, tuple) and request.subjects:
+        _check_subjects(request, rule, out)
+    if isinstance(request.images, tuple) and isinstance(request.videos, tuple) and not request.subjects:
+        _check_flat_media(request, rule, out)
+    _check_scalars(request, rule, out)
+    _check_all_media(request, out)
+    _check_body_size(request, out)
+    return out
+
+
+# --- types -------------------------------------------------------------------------------------
+
+_STR_FIELDS = (
+    "resolution",
+    "aspect_ratio",
+    "audio_type",
+    "voice_id",
+    "movement_amplitude",
+    "payload",
+    "wm_url",
+    "meta_data",
+    "callback_url",
+)
+_BOOL_FIELDS = ("auto_subjects", "audio", "bgm", "off_peak", "watermark")
+_INT_FIELDS = ("duration", "seed", "wm_position")
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_types(request: Reference2Video, out: list[Problem]) -> None:
+    if not isinstance(request.model, str) or not request.model.strip():
+        out.append(Problem("model", f"expected a model name, got {request.model!r}", _LACKING))
+    for name in _STR_FIELDS:
+        value = getattr(request, name)
+        if value is not None and not isinstance(value, str):
+            out.append(Problem(name, f"expected a string, got {_type_name(value)}"))
+    for name in _BOOL_FIELDS:
+        value = getattr(request, name)
+        if value is not None and not isinstance(value, bool):
+            out.append(Problem(name, f"expected true or false, got {_type_name(value)}"))
+    for name in _INT_FIELDS:
+        value = getattr(request, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            out.append(Problem(name, f"expected an integer, got {_type_name(value)}"))
+    for name in ("subjects", "images", "videos", "sounds"):
+        value = getattr(request, name)
+        if not isinstance(value, tuple):
+            out.append(Problem(name, f"expected a list, got {_type_name(value)}"))
+    if isinstance(request.sounds, tuple):
+        for i, sound in enumerate(request.sounds):
+            if not isinstance(sound, str):
+                out.append(Problem(f"sounds[{i}]", f"expected a URL string, got {_type_name(sound)}"))
+
+
+# --- prompt, shape -------------------------------------------------------------------------------
+
+
+def _check_prompt(request: Reference2Video, out: list[Problem]) -> None:
+    prompt = request.prompt
+    if not isinstance(prompt, str):
+        out.append(Problem("prompt", f"expected a string, got {_type_name(prompt)}", _LACKING))
+        return
+    if not prompt.strip():
+        out.append(Problem("prompt", "is required and must not be empty", _LACKING))
+    elif len(prompt) > _rules.MAX_PROMPT_CHARS:
+        out.append(Problem("prompt", f"is {len(prompt)} characters; at most {_rules.MAX_PROMPT_CHARS} allowed"))
+
+
+def _check_shape(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    subjects = request.subjects if isinstance(request.subjects, tuple) else ()
+    flat = (request.images if isinstance(request.images, tuple) else ()) or (
+        request.videos if isinstance(request.videos, tuple) else ()
+    )
+    if subjects and flat:
+        out.append(
+            Problem(
+                "subjects",
+                "a request is either a subject call (subjects) or a non-subject call (images/videos), not both",
+            )
+        )
+    elif not subjects and not flat and not request.auto_subjects:
+        out.append(
+            Problem("images", "give subjects (a subject call) or images (a non-subject call)", _LACKING)
+        )
+    if rule is not None:
+        if subjects and not rule.subject_call:
+            out.append(Problem("subjects", f"{rule.name} does not take subjects; send images instead"))
+        if flat and not subjects and not rule.non_subject_call:
+            out.append(Problem("images", f"{rule.name} only takes subjects"))
+
+
+# --- subject call --------------------------------------------------------------------------------
+
+
+def _subject_label(subject: Subject) -> str:
+    handle = subject.name if isinstance(subject.name, str) else subject.id
+    return f" (subject {handle!r})" if isinstance(handle, str) and handle else ""
+
+
+def _check_subjects(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    subjects = request.subjects
+    if len(subjects) > _rules.MAX_SUBJECTS:
+        out.append(
+            Problem("subjects", f"has {len(subjects)} subjects; at most {_rules.MAX_SUBJECTS} allowed", _COUNT)
+        )
+    seen: dict[str, int] = {}
+    total_images = image_subjects = video_subjects = 0
+    for s, subject in enumerate(subjects):
+        where = f"subjects[{s}]"
+        if not isinstance(subject, _models.Subject):
+            out.append(Problem(where, f"expected a Subject, got {_type_name(subject)}"))
+            continue
+        label = _subject_label(subject)
+        for name in ("name", "id", "voice_id", "server_id"):
+            value = getattr(subject, name)
+            if value is not None and not isinstance(value, str):
+                out.append(Problem(f"{where}.{name}", f"expected a string, got {_type_name(value)}"))
+        handle = subject.handle if isinstance(subject.name, str | None) and isinstance(subject.id, str | None) else ""
+        if not handle.strip():
+            out.append(Problem(f"{where}.name", "every subject needs a name (referenced as @name)", _LACKING))
+        elif handle in seen:
+            out.append(Problem(f"{where}.name", f"{handle!r} is already the name of subjects[{seen[handle]}]"))
+        else:
+            seen[handle] = s
+        images = subject.images if isinstance(subject.images, tuple) else ()
+        videos = subject.videos if isinstance(subject.videos, tuple) else ()
+        for name in ("images", "videos"):
+            if not isinstance(getattr(subject, name), tuple):
+                out.append(Problem(f"{where}.{name}", f"expected a list{label}"))
+        slots = len(images) + len(videos)
+        if slots > _rules.MAX_IMAGES_PER_SUBJECT:
+            out.append(
+                Problem(
+                    f"{where}.images",
+                    f"has {slots} images and videos{label}; at most {_rules.MAX_IMAGES_PER_SUBJECT} per subject",
+                    _COUNT,
+                )
+            )
+        if slots == 0 and not subject.server_id:
+            out.append(Problem(f"{where}.images", f"needs at least one image (or a server_id){label}", _LACKING))
+        if videos and rule is not None and not rule.videos:
+            out.append(Problem(f"{where}.videos", f"{rule.name} does not take reference videos{label}"))
+        total_images += len(images)
+        if videos:
+            video_subjects += 1
+        else:
+            image_subjects += 1
+    if total_images > _rules.MAX_SUBJECT_IMAGES_TOTAL:
+        out.append(
+            Problem(
+                "subjects",
+                f"have {total_images} images in all; at most {_rules.MAX_SUBJECT_IMAGES_TOTAL} across all subjects",
+                _COUNT,
+            )
+        )
+    if rule is not None and rule.videos:
+        if image_subjects > rule.max_image_subjects:
+            out.append(
+                Problem(
+                    "subjects",
+                    f"{rule.name} takes at most {rule.max_image_subjects} image subjects, got {image_subjects}",
+                    _COUNT,
+                )
+            )
+        if video_subjects > rule.max_video_subjects:
+            out.append(
+                Problem(
+                    "subjects",
+                    f"{rule.name} takes at most {rule.max_video_subjects} video subjects, got {video_subjects}",
+                    _COUNT,
+                )
+            )
+    if isinstance(request.prompt, str) and not request.auto_subjects:
+        _check_references(request.prompt, list(seen), len(subjects), out)
+
+
+def _check_references(prompt: str, handles: list[str], count: int, out: list[Problem]) -> None:
+    """Each ``@ref`` must start with a subject's handle (so "@小明和" matches 小明) or be ``@1``...``@count``."""
+    unknown: list[str] = []
+    for match in _REFERENCE.finditer(prompt):
+        token = match.group(1)
+        if any(token.startswith(h) for h in handles if h):
+            continue
+        if token.isdigit() and 1 <= int(token) <= count:
+            continue  # positional references, as the service echoes them
+        if token not in unknown:
+            unknown.append(token)
+    if unknown:
+        names = ", ".join(f"@{u}" for u in unknown)
+        known = ", ".join(handles) or "none"
+        out.append(Problem("prompt", f"{names} matches no subject (subjects: {known})"))
+
+
+# --- non-subject call ----------------------------------------------------------------------------
+
+
+def _check_flat_media(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    images, videos = request.images, request.videos
+    if not images and not videos:
+        return
+    if not images:
+        out.append(Problem("images", "a non-subject call needs at least one image", _LACKING))
+    max_images = rule.max_images if rule is not None else 7
+    if videos:
+        if rule is not None and not rule.videos:
+            out.append(Problem("videos", f"{rule.name} does not take reference videos (only viduq2-pro does)"))
+        elif rule is not None and len(videos) > rule.max_videos:
+            out.append(
+                Problem("videos", f"has {len(videos)} videos; {rule.name} takes at most {rule.max_videos}", _COUNT)
+            )
+        if rule is not None and rule.videos:
+            max_images = rule.max_images_with_videos
+    if len(images) > max_images:
+        model = rule.name if rule is not None else "the service"
+        extra = " when videos are sent" if videos and rule is not None and rule.videos else ""
+        out.append(Problem("images", f"has {len(images)} images; {model} takes at most {max_images}{extra}", _COUNT))
+    if len(request.sounds) > 7:
+        out.append(Problem("sounds", f"has {len(request.sounds)} sounds; at most 7", _COUNT))
+
+
+# --- scalars -------------------------------------------------------------------------------------
+
+
+def _check_scalars(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    duration = request.duration if isinstance(request.duration, int) and not isinstance(request.duration, bool) else None
+    if duration is not None:
+        if rule is not None:
+            allowed = rule.allowed_durations()
+            if duration not in allowed:
+                out.append(Problem("duration", f"{rule.name} takes {_describe_durations(rule)}, got {duration}"))
+        elif duration < 0:
+            out.append(Problem("duration", f"must not be negative, got {duration}"))
+    if isinstance(request.resolution, str) and rule is not None:
+        allowed_res = rule.resolutions_for(duration)
+        if request.resolution not in allowed_res:
+            at = f" at {duration} s" if duration is not None and rule.resolutions_by_duration else ""
+            out.append(
+                Problem(
+                    "resolution",
+                    f"{rule.name} takes {', '.join(allowed_res)}{at}, got {request.resolution!r}",
+                )
+            )
+    if isinstance(request.aspect_ratio, str) and not (
+        request.aspect_ratio in _rules.ASPECT_RATIO_WORDS or _ASPECT.match(request.aspect_ratio)
+    ):
+        out.append(
+            Problem("aspect_ratio", f"expected 'auto' or a ratio such as '16:9', got {request.aspect_ratio!r}")
+        )
+    _check_enum(out, "audio_type", request.audio_type, _rules.AUDIO_TYPES)
+    _check_enum(out, "movement_amplitude", request.movement_amplitude, _rules.MOVEMENT_AMPLITUDES)
+    wm = request.wm_position
+    if isinstance(wm, int) and not isinstance(wm, bool) and wm not in _rules.WM_POSITIONS:
+        out.append(Problem("wm_position", f"expected 1 (top left), 2, 3 or 4, got {wm}"))
+    seed = request.seed
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= _rules.MAX_SEED:
+        out.append(Problem("seed", f"must be between 0 and {_rules.MAX_SEED}, got {seed}"))
+    if isinstance(request.payload, str) and len(request.payload) > _rules.MAX_PAYLOAD_CHARS:
+        out.append(
+            Problem("payload", f"is {len(request.payload)} characters; at most {_rules.MAX_PAYLOAD_CHARS} allowed")
+        )
+    for name in ("callback_url", "wm_url"):
+        value = getattr(request, name)
+        if isinstance(value, str) and not _is_http_url(value):
+            out.append(Problem(name, f"expected an http(s) URL, got {value!r}"))
+
+
+def _describe_durations(rule: _rules.ModelRule) -> str:
+    if rule.durations is not None:
+        return " or ".join(f"{d} s" for d in rule.durations)
+    return f"{rule.min_duration}-{rule.max_duration} s"
+
+
+def _check_enum(out: list[Problem], name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if isinstance(value, str) and value not in allowed:
+        out.append(Problem(name, f"expected one of {', '.join(allowed)}, got {value!r}"))
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+def _slot_kind(where: str) -> str:
+    return "video" if ".videos[" in where or where.startswith("videos[") else "image"
+
+
+def _where_label(request: Reference2Video, where: str) -> str:
+    if where.startswith("subjects["):
+        index = int(where[9 : where.index("]")])
+        subject = request.subjects[index]
+        if isinstance(subject, _models.Subject):
+            return _subject_label(subject)
+    return ""
+
+
+def _check_all_media(request: Reference2Video, out: list[Problem]) -> None:
+    for where, item in request.media():
+        label = _where_label(request, where)
+        kind = _slot_kind(where)
+        if isinstance(item, str):
+            out.extend(_media_string_problems(item, kind, where, label))
+        elif isinstance(item, bytes):
+            out.extend(media_bytes_problems(item, kind, where, label))
+        elif not isinstance(item, Path):
+            out.append(
+                Problem(where, f"expected a URL, data URI, Path or bytes, got {_type_name(item)}{label}")
+            )
+
+
+def _media_string_problems(item: str, kind: str, where: str, label: str) -> list[Problem]:
+    if _is_http_url(item):
+        return []
+    data_uri = _sniff.parse_data_uri(item)
+    if data_uri is None:
+        shown = item if len(item) <= 60 else item[:57] + "..."
+        return [
+            Problem(
+                where,
+                f"expected an http(s) URL or a data URI{label}, got {shown!r}"
+                " (to send a local file, pass a pathlib.Path)",
+            )
+        ]
+    if not data_uri.is_base64:
+        return [Problem(where, f"a data URI must be base64 ('data:<type>;base64,...'){label}")]
+    size = _sniff.base64_decoded_size(len(item) - data_uri.data_start, item[-2:])
+    problems: list[Problem] = []
+    if size > _rules.MAX_MEDIA_BYTES:
+        problems.append(Problem(where, f"decodes to {_mb(size)}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}"))
+    if kind == "image":
+        # The service accepts a label that differs from the bytes, so only the bytes are checked.
+        info = _sniff.sniff_base64_head(item, data_uri.data_start)
+        if info is not None and info.kind == "image":
+            problems.extend(_image_size_problems(info, where, label))
+    return problems
+
+
+def media_bytes_problems(data: bytes, kind: str, where: str, label: str = "") -> list[Problem]:
+    """Problems with one media item given as bytes (or read from a file): type, size, image size."""
+    info = _sniff.sniff(data[: 256 * 1024])
+    problems: list[Problem] = []
+    if info is None or info.kind != kind:
+        expected = "PNG, JPEG or WebP image" if kind == "image" else "MP4, MOV or AVI video"
+        found = f"a {info.kind} ({info.mime})" if info is not None else "not a recognized format"
+        problems.append(Problem(where, f"expected a {expected}{label}, but the data is {found}", _FORMAT))
+    if len(data) > _rules.MAX_MEDIA_BYTES:
+        problems.append(Problem(where, f"is {_mb(len(data))}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}"))
+    if info is not None and info.kind == "image" == kind:
+        problems.extend(_image_size_problems(info, where, label))
+    return problems
+
+
+def _image_size_problems(info: _sniff.MediaInfo, where: str, label: str) -> list[Problem]:
+    if info.width is None or info.height is None:
+        return []
+    w, h = info.width, info.height
+    side = _rules.MIN_IMAGE_SIDE
+    if w < side or h < side:
+        return [Problem(where, f"image is {w}x{h} px{label}; each side must be at least {side} px", _SIZE)]
+    if max(w, h) > _rules.MAX_IMAGE_ASPECT * min(w, h):
+        return [Problem(where, f"image is {w}x{h} px{label}; its aspect must be between 1:4 and 4:1", _SIZE)]
+    return []
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+# --- body size -----------------------------------------------------------------------------------
+
+
+def _check_body_size(request: Reference2Video, out: list[Problem]) -> None:
+    """Estimate the JSON body from what is known now (local files are measured at submit time)."""
+    total = estimated_body_size(request)
+    if total > _rules.MAX_BODY_BYTES:
+        out.append(
+            Problem("body", f"the request would be about {_mb(total)}; Vidu takes at most {_mb(_rules.MAX_BODY_BYTES)}")
+        )
+
+
+def estimated_body_size(request: Reference2Video) -> int:
+    """The JSON body size of ``request``, counting bytes media as base64 and files as nothing."""
+    total = 512
+    for value in (request.prompt, request.payload, request.meta_data):
+        if isinstance(value, str):
+            total += len(value.encode("utf-8", "surrogatepass")) + 16
+    for _, item in request.media():
+        if isinstance(item, str):
+            total += len(item) + 4
+        elif isinstance(item, bytes):
+            total += (len(item) + 2) // 3 * 4 + 40
+    return total
