@@ -54,11 +54,14 @@ def flat_body(model: str, **changes: Any) -> dict[str, Any]:
 
 def subjects(count: int, images_each: int = 1) -> list[dict[str, Any]]:
     return [
-        {"name": f"S{i}", "images": [URL.format(f"{i}-{j}") for j in range(images_each)]} for i in range(count)
+        {"name": f"S{i}", "images": [URL.format(f"{i}-{j}") for j in range(images_each)]}
+        for i in range(count)
     ]
 
 
-def _pair(id: str, inside: dict[str, Any], outside: dict[str, Any], field: str, reason: str) -> Iterator[Limit]:
+def _pair(
+    id: str, inside: dict[str, Any], outside: dict[str, Any], field: str, reason: str
+) -> Iterator[Limit]:
     yield Limit(f"{id}-inside", inside, True)
     yield Limit(f"{id}-outside", outside, False, field, reason)
 
@@ -84,7 +87,9 @@ def _model_rows() -> Iterator[Limit]:
             "duration",
             "FieldInvalid",
         )
-        outside_res = next(r for r in ("360p", "540p", "720p", "1080p", "4k") if r not in rule.resolutions_for(low))
+        outside_res = next(
+            r for r in ("360p", "540p", "720p", "1080p", "4k") if r not in rule.resolutions_for(low)
+        )
         yield from _pair(
             f"{name}-resolution",
             make(name, duration=low, resolution=rule.resolutions_for(low)[-1]),
@@ -113,15 +118,27 @@ def _model_rows() -> Iterator[Limit]:
             )
             yield from _pair(
                 f"{name}-images-with-videos",
-                flat_body(name, images=[URL.format(i) for i in range(rule.max_images_with_videos)], videos=[VIDEO_URL.format(0)]),
                 flat_body(
-                    name, images=[URL.format(i) for i in range(rule.max_images_with_videos + 1)], videos=[VIDEO_URL.format(0)]
+                    name,
+                    images=[URL.format(i) for i in range(rule.max_images_with_videos)],
+                    videos=[VIDEO_URL.format(0)],
+                ),
+                flat_body(
+                    name,
+                    images=[URL.format(i) for i in range(rule.max_images_with_videos + 1)],
+                    videos=[VIDEO_URL.format(0)],
                 ),
                 "images",
                 "FieldItemCountOutOfRange",
             )
         elif rule.non_subject_call:
-            yield Limit(f"{name}-no-videos", flat_body(name, videos=[VIDEO_URL.format(0)]), False, "videos", "FieldInvalid")
+            yield Limit(
+                f"{name}-no-videos",
+                flat_body(name, videos=[VIDEO_URL.format(0)]),
+                False,
+                "videos",
+                "FieldInvalid",
+            )
 
 
 def _generic_rows() -> Iterator[Limit]:
@@ -161,7 +178,9 @@ def _generic_rows() -> Iterator[Limit]:
         "FieldInvalid",
     )
     yield Limit("prompt-empty", subject_body(model, prompt=""), False, "prompt", "FieldLacking")
-    yield Limit("prompt-missing", {"model": model, "images": [URL.format(0)]}, False, "prompt", "FieldLacking")
+    yield Limit(
+        "prompt-missing", {"model": model, "images": [URL.format(0)]}, False, "prompt", "FieldLacking"
+    )
     yield from _pair(
         "payload-length",
         subject_body(model, payload="p" * MAX_PAYLOAD_CHARS),
@@ -178,7 +197,11 @@ def _generic_rows() -> Iterator[Limit]:
     )
     yield Limit(
         "subject-name-repeated",
-        subject_body(model, subjects=[{"name": "A", "images": [URL.format(1)]}, {"name": "A", "images": [URL.format(2)]}], prompt="@A"),
+        subject_body(
+            model,
+            subjects=[{"name": "A", "images": [URL.format(1)]}, {"name": "A", "images": [URL.format(2)]}],
+            prompt="@A",
+        ),
         False,
         "subjects[1].name",
         "FieldInvalid",
@@ -186,26 +209,64 @@ def _generic_rows() -> Iterator[Limit]:
     yield Limit("both-shapes", subject_body(model, images=[URL.format(9)]), False, "subjects", "FieldInvalid")
     yield Limit("neither-shape", {"model": model, "prompt": "hi"}, False, "images", "FieldLacking")
     yield Limit("unknown-field", subject_body(model, colour="red"), False, "colour", "FieldUnwanted")
-    yield Limit("subject-id-2025", subject_body("viduq2", subjects=[{"id": "1", "images": [URL.format(1)]}], prompt="@1 runs."), True)
+    yield Limit(
+        "subject-id-2025",
+        subject_body("viduq2", subjects=[{"id": "1", "images": [URL.format(1)]}], prompt="@1 runs."),
+        True,
+    )
     for value in (1, 4):
         yield Limit(f"wm_position-{value}", subject_body(model, wm_position=value), True)
     for value in (0, 5):
-        yield Limit(f"wm_position-{value}", subject_body(model, wm_position=value), False, "wm_position", "FieldInvalid")
+        yield Limit(
+            f"wm_position-{value}",
+            subject_body(model, wm_position=value),
+            False,
+            "wm_position",
+            "FieldInvalid",
+        )
     yield Limit("seed-zero", subject_body(model, seed=0), True)
     yield Limit("seed-negative", subject_body(model, seed=-1), False, "seed", "FieldInvalid")
     for value in ("16:9", "9:16", "1:1", "4:3", "21:9", "auto"):
         yield Limit(f"aspect-{value}", subject_body(model, aspect_ratio=value), True)
-    yield Limit("aspect-word", subject_body(model, aspect_ratio="wide"), False, "aspect_ratio", "FieldInvalid")
+    yield Limit(
+        "aspect-word", subject_body(model, aspect_ratio="wide"), False, "aspect_ratio", "FieldInvalid"
+    )
     for value in ("all", "speech_only", "sound_effect_only", "sound-effect_only"):
         yield Limit(f"audio_type-{value}", subject_body(model, audio=True, audio_type=value), True)
-    yield Limit("audio_type-bad", subject_body(model, audio_type="music"), False, "audio_type", "FieldInvalid")
+    yield Limit(
+        "audio_type-bad", subject_body(model, audio_type="music"), False, "audio_type", "FieldInvalid"
+    )
     for value in ("auto", "small", "medium", "large"):
         yield Limit(f"movement-{value}", subject_body(model, movement_amplitude=value), True)
-    yield Limit("movement-bad", subject_body(model, movement_amplitude="huge"), False, "movement_amplitude", "FieldInvalid")
+    yield Limit(
+        "movement-bad",
+        subject_body(model, movement_amplitude="huge"),
+        False,
+        "movement_amplitude",
+        "FieldInvalid",
+    )
     yield Limit("unknown-model-generic", subject_body("viduq9-future", duration=99, resolution="4k"), True)
-    yield Limit("unknown-model-prompt", subject_body("viduq9-future", prompt="@Ming " + "x" * MAX_PROMPT_CHARS), False, "prompt", "FieldInvalid")
-    yield Limit("callback-url-bad", subject_body(model, callback_url="not a url"), False, "callback_url", "FieldInvalid")
-    yield Limit("media-not-url", subject_body(model, subjects=[{"name": "Ming", "images": ["ming.png"]}]), False, "subjects[0].images[0]", "FieldInvalid")
+    yield Limit(
+        "unknown-model-prompt",
+        subject_body("viduq9-future", prompt="@Ming " + "x" * MAX_PROMPT_CHARS),
+        False,
+        "prompt",
+        "FieldInvalid",
+    )
+    yield Limit(
+        "callback-url-bad",
+        subject_body(model, callback_url="not a url"),
+        False,
+        "callback_url",
+        "FieldInvalid",
+    )
+    yield Limit(
+        "media-not-url",
+        subject_body(model, subjects=[{"name": "Ming", "images": ["ming.png"]}]),
+        False,
+        "subjects[0].images[0]",
+        "FieldInvalid",
+    )
 
 
 LIMITS: list[Limit] = [*_model_rows(), *_generic_rows()]

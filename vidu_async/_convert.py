@@ -10,11 +10,12 @@ is a ``FieldUnwanted`` problem, and the model's own validation does the rest.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 import cattrs
@@ -86,7 +87,7 @@ def _structure_float(value: object, _: object) -> float:
         number = float(value.strip())
     else:
         raise ValueError(f"expected a number, got {type(value).__name__}")
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ValueError("expected a finite number")
     return number
 
@@ -154,9 +155,11 @@ converter.register_structure_hook(
 # --- response classes: known fields structured, unknown fields kept in `extra` -------------------
 
 
-def _lenient(cls: type[T], prepare: Callable[[dict[str, Any]], None] | None = None) -> Callable[[Any, Any], T]:
+def _lenient(
+    cls: type[T], prepare: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[Any, Any], T]:
     """A hook that structures the fields ``cls`` knows and keeps the rest in its ``extra``."""
-    known = {a.name for a in attrs.fields(cls)} - {"extra"}  # type: ignore[misc]
+    known = {a.name for a in attrs.fields(cast(Any, cls))} - {"extra"}
     base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False)
 
     def hook(value: Any, _: Any) -> T:
@@ -188,7 +191,7 @@ def _structure_video(value: Any, _: Any) -> VideoInfo:
     size = value.get("resolution")
     size = size if isinstance(size, Mapping) else value
 
-    def pick(source: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
+    def pick(source: Mapping[str, Any], key: str, kind: type[int | float]) -> Any:
         raw = source.get(key)
         if raw is None:
             return None
@@ -238,7 +241,12 @@ def structure_task(body: object, *, task_id: str | None = None) -> Task:
     Raises:
         ResponseValidationError: the body is not an object or a field has an impossible type.
     """
-    if isinstance(body, Mapping) and task_id is not None and body.get("id") in (None, "") and not body.get("task_id"):
+    if (
+        isinstance(body, Mapping)
+        and task_id is not None
+        and body.get("id") in (None, "")
+        and not body.get("task_id")
+    ):
         body = {**body, "id": task_id}
     if isinstance(body, Mapping) and body.get("id") in (None, "") and body.get("task_id") in (None, ""):
         raise ResponseValidationError("task body has no id or task_id", body=body)
@@ -286,11 +294,15 @@ def _unstructure_media(item: object) -> str:
     if isinstance(item, bytes):
         return media_to_data_uri(item)
     if isinstance(item, Path):
-        raise TypeError(f"local file {item.name!r} must be read before serializing (see _media.resolve_media)")
+        raise TypeError(
+            f"local file {item.name!r} must be read before serializing (see _media.resolve_media)"
+        )
     raise TypeError(f"not a media item: {type(item).__name__}")
 
 
-def _unstructure_dropping_empty(cls: type[Any], media_fields: frozenset[str]) -> Callable[[Any], dict[str, Any]]:
+def _unstructure_dropping_empty(
+    cls: type[Any], media_fields: frozenset[str]
+) -> Callable[[Any], dict[str, Any]]:
     names = [a.name for a in attrs.fields(cls)]
 
     def hook(instance: Any) -> dict[str, Any]:
@@ -312,7 +324,9 @@ def _unstructure_dropping_empty(cls: type[Any], media_fields: frozenset[str]) ->
     return hook
 
 
-converter.register_unstructure_hook(Subject, _unstructure_dropping_empty(Subject, frozenset({"images", "videos"})))
+converter.register_unstructure_hook(
+    Subject, _unstructure_dropping_empty(Subject, frozenset({"images", "videos"}))
+)
 converter.register_unstructure_hook(
     Reference2Video, _unstructure_dropping_empty(Reference2Video, frozenset({"images", "videos"}))
 )
@@ -344,7 +358,8 @@ def request_from_json(body: object, *, what: str = "request") -> Reference2Video
     """
     if not isinstance(body, Mapping):
         raise RequestValidationError(
-            [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")], subject=what
+            [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")],
+            subject=what,
         )
     problems: list[Problem] = [
         Problem(str(key), "unwanted field (not part of reference2video)", "FieldUnwanted")
@@ -377,7 +392,9 @@ def request_from_json(body: object, *, what: str = "request") -> Reference2Video
         request = Reference2Video(**kwargs)
     except RequestValidationError as exc:
         missing = {p.field for p in problems if p.reason == "FieldLacking"}
-        problems.extend(p for p in exc.problems if not (p.field in missing and p.field in ("model", "prompt")))
+        problems.extend(
+            p for p in exc.problems if not (p.field in missing and p.field in ("model", "prompt"))
+        )
         raise RequestValidationError(problems, subject=what) from None
     if problems:
         raise RequestValidationError(problems, subject=what)
@@ -389,18 +406,24 @@ def _subject_from_json(raw: object, where: str, problems: list[Problem]) -> Subj
         problems.append(Problem(where, f"expected a JSON object, got {_json_type(raw)}"))
         return None
     problems.extend(
-        Problem(f"{where}.{key}", "unwanted field", "FieldUnwanted") for key in raw if key not in _SUBJECT_FIELDS
+        Problem(f"{where}.{key}", "unwanted field", "FieldUnwanted")
+        for key in raw
+        if key not in _SUBJECT_FIELDS
     )
     kwargs = {k: v for k, v in raw.items() if k in _SUBJECT_FIELDS and v is not None}
     for name in ("images", "videos"):
         if name in kwargs:
             if not isinstance(kwargs[name], list):
-                problems.append(Problem(f"{where}.{name}", f"expected a JSON array, got {_json_type(kwargs[name])}"))
+                problems.append(
+                    Problem(f"{where}.{name}", f"expected a JSON array, got {_json_type(kwargs[name])}")
+                )
                 del kwargs[name]
                 continue
             for i, item in enumerate(kwargs[name]):
                 if not isinstance(item, str):
-                    problems.append(Problem(f"{where}.{name}[{i}]", f"expected a string, got {_json_type(item)}"))
+                    problems.append(
+                        Problem(f"{where}.{name}[{i}]", f"expected a string, got {_json_type(item)}")
+                    )
             kwargs[name] = [item for item in kwargs[name] if isinstance(item, str)]
     return Subject(**kwargs)
 

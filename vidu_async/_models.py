@@ -111,7 +111,7 @@ class Reference2Video:
     auto_subjects: bool | None = None
     images: tuple[Media, ...] = attrs.field(default=(), converter=_as_tuple, repr=_media_tuple_repr)
     videos: tuple[Media, ...] = attrs.field(default=(), converter=_as_tuple, repr=_media_tuple_repr)
-    sounds: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    sounds: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple, repr=_media_tuple_repr)
     prompt: str
     duration: int | None = None
     resolution: str | None = None
@@ -145,7 +145,9 @@ class Reference2Video:
     def media(self) -> list[tuple[str, Media]]:
         """Every media item with its JSON field path (``subjects[0].images[1]``, ``images[0]``...)."""
         items: list[tuple[str, Media]] = []
-        for s, subject in enumerate(self.subjects):
+        # Not a tuple means validation is about to name the type error; never crash on it here.
+        subjects = self.subjects if isinstance(self.subjects, tuple) else ()
+        for s, subject in enumerate(subjects):
             if isinstance(subject, Subject):
                 for field in ("images", "videos"):
                     values = getattr(subject, field)

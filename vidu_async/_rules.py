@@ -135,9 +135,15 @@ MODEL_RULES: Final[dict[str, ModelRule]] = {
             resolutions=("720p", "1080p"),
             audio_default=True,
         ),
-        ModelRule(name="viduq3", min_duration=3, max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
         ModelRule(
-            name="viduq3-turbo", min_duration=3, max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True
+            name="viduq3", min_duration=3, max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True
+        ),
+        ModelRule(
+            name="viduq3-turbo",
+            min_duration=3,
+            max_duration=16,
+            resolutions=_Q3_RESOLUTIONS,
+            audio_default=True,
         ),
         # Duration "0-10" (R2V-VER) vs "1-10" (AMY): the permissive side is 0-10.
         ModelRule(

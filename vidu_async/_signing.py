@@ -9,8 +9,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Final
 from urllib.parse import urlsplit
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import _models, _rules, _sniff
 from .exceptions import Problem, RequestValidationError
 
 if TYPE_CHECKING:
-    from ._models import Reference2Video, Subject
+    from ._models import Reference2Video
 
-__all__ = ["check_request", "media_bytes_problems", "request_problems"]
+__all__ = ["check_request", "estimated_body_size", "media_bytes_problems", "request_problems", "where_label"]
 
 _LACKING = "FieldLacking"
 _COUNT = "FieldItemCountOutOfRange"
@@ -40,19 +40,24 @@ def check_request(request: Reference2Video) -> None:
 
 
 def request_problems(request: Reference2Video) -> list[Problem]:
-    """Every problem with ``request``, in field order."""
+    """Every problem with ``request``, in field order.
+
+    The checks below take ``Any`` on purpose: a request built without a type checker may hold
+    values that break its annotations, and each of those must become a clear problem, not a crash.
+    """
     out: list[Problem] = []
-    _check_types(request, out)
-    rule = _rules.MODEL_RULES.get(request.model) if isinstance(request.model, str) else None
-    _check_prompt(request, out)
-    _check_shape(request, rule, out)
-    if isinstance(request.subjects, tuple) and request.subjects:
-        _check_subjects(request, rule, out)
-    if isinstance(request.images, tuple) and isinstance(request.videos, tuple) and not request.subjects:
-        _check_flat_media(request, rule, out)
-    _check_scalars(request, rule, out)
-    _check_all_media(request, out)
-    _check_body_size(request, out)
+    r: Any = request
+    _check_types(r, out)
+    rule = _rules.MODEL_RULES.get(r.model) if isinstance(r.model, str) else None
+    _check_prompt(r, out)
+    _check_shape(r, rule, out)
+    if isinstance(r.subjects, tuple) and r.subjects:
+        _check_subjects(r, rule, out)
+    if isinstance(r.images, tuple) and isinstance(r.videos, tuple) and not r.subjects:
+        _check_flat_media(r, rule, out)
+    _check_scalars(r, rule, out)
+    _check_all_media(r, out)
+    _check_body_size(r, out)
     return out
 
 
@@ -77,7 +82,7 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _check_types(request: Reference2Video, out: list[Problem]) -> None:
+def _check_types(request: Any, out: list[Problem]) -> None:
     if not isinstance(request.model, str) or not request.model.strip():
         out.append(Problem("model", f"expected a model name, got {request.model!r}", _LACKING))
     for name in _STR_FIELDS:
@@ -105,7 +110,7 @@ def _check_types(request: Reference2Video, out: list[Problem]) -> None:
 # --- prompt, shape -------------------------------------------------------------------------------
 
 
-def _check_prompt(request: Reference2Video, out: list[Problem]) -> None:
+def _check_prompt(request: Any, out: list[Problem]) -> None:
     prompt = request.prompt
     if not isinstance(prompt, str):
         out.append(Problem("prompt", f"expected a string, got {_type_name(prompt)}", _LACKING))
@@ -113,10 +118,12 @@ def _check_prompt(request: Reference2Video, out: list[Problem]) -> None:
     if not prompt.strip():
         out.append(Problem("prompt", "is required and must not be empty", _LACKING))
     elif len(prompt) > _rules.MAX_PROMPT_CHARS:
-        out.append(Problem("prompt", f"is {len(prompt)} characters; at most {_rules.MAX_PROMPT_CHARS} allowed"))
+        out.append(
+            Problem("prompt", f"is {len(prompt)} characters; at most {_rules.MAX_PROMPT_CHARS} allowed")
+        )
 
 
-def _check_shape(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+def _check_shape(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
     subjects = request.subjects if isinstance(request.subjects, tuple) else ()
     flat = (request.images if isinstance(request.images, tuple) else ()) or (
         request.videos if isinstance(request.videos, tuple) else ()
@@ -142,34 +149,43 @@ def _check_shape(request: Reference2Video, rule: _rules.ModelRule | None, out: l
 # --- subject call --------------------------------------------------------------------------------
 
 
-def _subject_label(subject: Subject) -> str:
+def _subject_label(subject: Any) -> str:
     handle = subject.name if isinstance(subject.name, str) else subject.id
     return f" (subject {handle!r})" if isinstance(handle, str) and handle else ""
 
 
-def _check_subjects(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+def _check_subjects(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
     subjects = request.subjects
     if len(subjects) > _rules.MAX_SUBJECTS:
         out.append(
-            Problem("subjects", f"has {len(subjects)} subjects; at most {_rules.MAX_SUBJECTS} allowed", _COUNT)
+            Problem(
+                "subjects", f"has {len(subjects)} subjects; at most {_rules.MAX_SUBJECTS} allowed", _COUNT
+            )
         )
     seen: dict[str, int] = {}
     total_images = image_subjects = video_subjects = 0
-    for s, subject in enumerate(subjects):
+    for s, item in enumerate(subjects):
         where = f"subjects[{s}]"
-        if not isinstance(subject, _models.Subject):
-            out.append(Problem(where, f"expected a Subject, got {_type_name(subject)}"))
+        if not isinstance(item, _models.Subject):
+            out.append(Problem(where, f"expected a Subject, got {_type_name(item)}"))
             continue
+        subject: Any = item
         label = _subject_label(subject)
         for name in ("name", "id", "voice_id", "server_id"):
             value = getattr(subject, name)
             if value is not None and not isinstance(value, str):
                 out.append(Problem(f"{where}.{name}", f"expected a string, got {_type_name(value)}"))
-        handle = subject.handle if isinstance(subject.name, str | None) and isinstance(subject.id, str | None) else ""
+        handle = (
+            subject.handle
+            if isinstance(subject.name, str | None) and isinstance(subject.id, str | None)
+            else ""
+        )
         if not handle.strip():
             out.append(Problem(f"{where}.name", "every subject needs a name (referenced as @name)", _LACKING))
         elif handle in seen:
-            out.append(Problem(f"{where}.name", f"{handle!r} is already the name of subjects[{seen[handle]}]"))
+            out.append(
+                Problem(f"{where}.name", f"{handle!r} is already the name of subjects[{seen[handle]}]")
+            )
         else:
             seen[handle] = s
         images = subject.images if isinstance(subject.images, tuple) else ()
@@ -187,7 +203,9 @@ def _check_subjects(request: Reference2Video, rule: _rules.ModelRule | None, out
                 )
             )
         if slots == 0 and not subject.server_id:
-            out.append(Problem(f"{where}.images", f"needs at least one image (or a server_id){label}", _LACKING))
+            out.append(
+                Problem(f"{where}.images", f"needs at least one image (or a server_id){label}", _LACKING)
+            )
         if videos and rule is not None and not rule.videos:
             out.append(Problem(f"{where}.videos", f"{rule.name} does not take reference videos{label}"))
         total_images += len(images)
@@ -229,7 +247,8 @@ def _check_references(prompt: str, handles: list[str], count: int, out: list[Pro
     unknown: list[str] = []
     for match in _REFERENCE.finditer(prompt):
         token = match.group(1)
-        if any(token.startswith(h) for h in handles if h):
+        # Compare with the prompt text, not the token: a handle may hold non-word characters ("Anne-Marie").
+        if any(prompt.startswith(h, match.start(1)) for h in handles if h):
             continue
         if token.isdigit() and 1 <= int(token) <= count:
             continue  # positional references, as the service echoes them
@@ -244,7 +263,7 @@ def _check_references(prompt: str, handles: list[str], count: int, out: list[Pro
 # --- non-subject call ----------------------------------------------------------------------------
 
 
-def _check_flat_media(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+def _check_flat_media(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
     images, videos = request.images, request.videos
     if not images and not videos:
         return
@@ -253,31 +272,43 @@ def _check_flat_media(request: Reference2Video, rule: _rules.ModelRule | None, o
     max_images = rule.max_images if rule is not None else 7
     if videos:
         if rule is not None and not rule.videos:
-            out.append(Problem("videos", f"{rule.name} does not take reference videos (only viduq2-pro does)"))
+            out.append(
+                Problem("videos", f"{rule.name} does not take reference videos (only viduq2-pro does)")
+            )
         elif rule is not None and len(videos) > rule.max_videos:
             out.append(
-                Problem("videos", f"has {len(videos)} videos; {rule.name} takes at most {rule.max_videos}", _COUNT)
+                Problem(
+                    "videos", f"has {len(videos)} videos; {rule.name} takes at most {rule.max_videos}", _COUNT
+                )
             )
         if rule is not None and rule.videos:
             max_images = rule.max_images_with_videos
     if len(images) > max_images:
         model = rule.name if rule is not None else "the service"
         extra = " when videos are sent" if videos and rule is not None and rule.videos else ""
-        out.append(Problem("images", f"has {len(images)} images; {model} takes at most {max_images}{extra}", _COUNT))
-    if len(request.sounds) > 7:
+        out.append(
+            Problem("images", f"has {len(images)} images; {model} takes at most {max_images}{extra}", _COUNT)
+        )
+    if isinstance(request.sounds, tuple) and len(request.sounds) > 7:
         out.append(Problem("sounds", f"has {len(request.sounds)} sounds; at most 7", _COUNT))
 
 
 # --- scalars -------------------------------------------------------------------------------------
 
 
-def _check_scalars(request: Reference2Video, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
-    duration = request.duration if isinstance(request.duration, int) and not isinstance(request.duration, bool) else None
+def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    duration = (
+        request.duration
+        if isinstance(request.duration, int) and not isinstance(request.duration, bool)
+        else None
+    )
     if duration is not None:
         if rule is not None:
             allowed = rule.allowed_durations()
             if duration not in allowed:
-                out.append(Problem("duration", f"{rule.name} takes {_describe_durations(rule)}, got {duration}"))
+                out.append(
+                    Problem("duration", f"{rule.name} takes {_describe_durations(rule)}, got {duration}")
+                )
         elif duration < 0:
             out.append(Problem("duration", f"must not be negative, got {duration}"))
     if isinstance(request.resolution, str) and rule is not None:
@@ -294,7 +325,9 @@ def _check_scalars(request: Reference2Video, rule: _rules.ModelRule | None, out:
         request.aspect_ratio in _rules.ASPECT_RATIO_WORDS or _ASPECT.match(request.aspect_ratio)
     ):
         out.append(
-            Problem("aspect_ratio", f"expected 'auto' or a ratio such as '16:9', got {request.aspect_ratio!r}")
+            Problem(
+                "aspect_ratio", f"expected 'auto' or a ratio such as '16:9', got {request.aspect_ratio!r}"
+            )
         )
     _check_enum(out, "audio_type", request.audio_type, _rules.AUDIO_TYPES)
     _check_enum(out, "movement_amplitude", request.movement_amplitude, _rules.MOVEMENT_AMPLITUDES)
@@ -306,7 +339,9 @@ def _check_scalars(request: Reference2Video, rule: _rules.ModelRule | None, out:
         out.append(Problem("seed", f"must be between 0 and {_rules.MAX_SEED}, got {seed}"))
     if isinstance(request.payload, str) and len(request.payload) > _rules.MAX_PAYLOAD_CHARS:
         out.append(
-            Problem("payload", f"is {len(request.payload)} characters; at most {_rules.MAX_PAYLOAD_CHARS} allowed")
+            Problem(
+                "payload", f"is {len(request.payload)} characters; at most {_rules.MAX_PAYLOAD_CHARS} allowed"
+            )
         )
     for name in ("callback_url", "wm_url"):
         value = getattr(request, name)
@@ -340,7 +375,8 @@ def _slot_kind(where: str) -> str:
     return "video" if ".videos[" in where or where.startswith("videos[") else "image"
 
 
-def _where_label(request: Reference2Video, where: str) -> str:
+def where_label(request: Any, where: str) -> str:
+    """`` (subject 'Ming')`` for a media path inside a subject, else ""."""
     if where.startswith("subjects["):
         index = int(where[9 : where.index("]")])
         subject = request.subjects[index]
@@ -349,9 +385,9 @@ def _where_label(request: Reference2Video, where: str) -> str:
     return ""
 
 
-def _check_all_media(request: Reference2Video, out: list[Problem]) -> None:
+def _check_all_media(request: Any, out: list[Problem]) -> None:
     for where, item in request.media():
-        label = _where_label(request, where)
+        label = where_label(request, where)
         kind = _slot_kind(where)
         if isinstance(item, str):
             out.extend(_media_string_problems(item, kind, where, label))
@@ -381,7 +417,9 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
     size = _sniff.base64_decoded_size(len(item) - data_uri.data_start, item[-2:])
     problems: list[Problem] = []
     if size > _rules.MAX_MEDIA_BYTES:
-        problems.append(Problem(where, f"decodes to {_mb(size)}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}"))
+        problems.append(
+            Problem(where, f"decodes to {_mb(size)}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}")
+        )
     if kind == "image":
         # The service accepts a label that differs from the bytes, so only the bytes are checked.
         info = _sniff.sniff_base64_head(item, data_uri.data_start)
@@ -424,12 +462,15 @@ def _mb(size: int) -> str:
 # --- body size -----------------------------------------------------------------------------------
 
 
-def _check_body_size(request: Reference2Video, out: list[Problem]) -> None:
+def _check_body_size(request: Any, out: list[Problem]) -> None:
     """Estimate the JSON body from what is known now (local files are measured at submit time)."""
     total = estimated_body_size(request)
     if total > _rules.MAX_BODY_BYTES:
         out.append(
-            Problem("body", f"the request would be about {_mb(total)}; Vidu takes at most {_mb(_rules.MAX_BODY_BYTES)}")
+            Problem(
+                "body",
+                f"the request would be about {_mb(total)}; Vidu takes at most {_mb(_rules.MAX_BODY_BYTES)}",
+            )
         )
 
 

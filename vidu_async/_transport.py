@@ -1,0 +1,204 @@
+"""The only module that talks to aiohttp's client: one ``ClientSession``, and the one place where
+aiohttp's exceptions become ours (:func:`map_errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Final
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._config import Timeouts
+from ._http import ApiRequest, ApiResponse
+from ._version import __version__
+from .exceptions import ClientClosedError, ConnectError, RequestTimeoutError, TransportError
+
+__all__ = ["USER_AGENT", "Secret", "Transport", "map_errors"]
+
+logger: Final = logging.getLogger("vidu_async")
+
+USER_AGENT: Final = (
+    f"vidu-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+)
+
+
+class Secret:
+    """A string that never shows itself in a repr, a str or a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one header that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not picklable")
+
+
+@contextmanager
+def map_errors(method: str, path: str) -> Iterator[None]:
+    """Translate aiohttp and socket errors into the SDK's transport errors.
+
+    ``request_sent`` is False only where the request certainly never left: connection failures
+    (DNS, refused, TLS) and connect timeouts. Everything else may have reached the server.
+    """
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise ConnectError(f"timed out connecting: {str(exc) or 'no detail'}", method=method, path=path) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(f"cannot connect: {exc.os_error}", method=method, path=path) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        # ServerTimeoutError is also an asyncio.TimeoutError; both mean "sent, no answer in time".
+        raise RequestTimeoutError("timed out waiting for the answer", method=method, path=path) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise TransportError(
+            "the server closed the connection without answering", method=method, path=path
+        ) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise TransportError(f"the answer was cut short: {exc}", method=method, path=path) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}", method=method, path=path) from exc
+
+
+class Transport:
+    """Sends :class:`ApiRequest` objects over one aiohttp session.
+
+    The session is made inside the running loop on first use, unless the caller passed one in;
+    a caller's session is never closed here.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        authorization: Secret,
+        timeouts: Timeouts,
+        session: aiohttp.ClientSession | None = None,
+        connection_limit: int = 100,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._authorization = authorization
+        self.timeouts = timeouts
+        self._session = session
+        self._owns_session = session is None
+        self._connection_limit = connection_limit
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.base_url}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    @property
+    def has_session(self) -> bool:
+        """Whether a session exists (made lazily, or the caller's)."""
+        return self._session is not None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._connection_limit, limit_per_host=self._connection_limit
+            )
+            self._session = aiohttp.ClientSession(connector=connector)
+        elif self._session.closed:
+            raise ClientClosedError("the aiohttp session passed to the client is closed")
+        return self._session
+
+    def _headers(self, *, json_body: bool) -> dict[str, str]:
+        headers = {
+            "Authorization": self._authorization.reveal(),
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if json_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    def _timeout(self, endpoint: str) -> aiohttp.ClientTimeout:
+        t = self.timeouts
+        total = t.create if endpoint == "create" else t.download if endpoint == "download" else t.request
+        return aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=t.read)
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        """Send one call and read its whole answer.
+
+        Raises:
+            TransportError: (or a subclass) when no answer came back.
+            ClientClosedError: after :meth:`aclose`.
+        """
+        session = self._ensure_session()
+        url = self.base_url + request.path
+        started = time.monotonic()
+        with map_errors(request.method, request.path):
+            async with session.request(
+                request.method,
+                url,
+                params=list(request.params) or None,
+                data=request.body,
+                # The docs list Content-Type even for GET; sent on every call for gateways that insist.
+                headers=self._headers(json_body=True),
+                timeout=self._timeout(request.endpoint),
+                allow_redirects=False,
+            ) as raw:
+                body = await raw.read()
+                headers = {k.lower(): v for k, v in raw.headers.items()}
+                status = raw.status
+        elapsed = time.monotonic() - started
+        logger.debug("%s %s -> %d in %.3fs", request.method, request.path, status, elapsed)
+        return ApiResponse(status=status, headers=headers, body=body, elapsed=elapsed)
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[int, Mapping[str, str], AsyncIterator[bytes]]]:
+        """Open a download (no API key is sent: result URLs are pre-signed).
+
+        Yields:
+            The status, the lower-cased headers, and an iterator over body chunks.
+        """
+        session = self._ensure_session()
+        with map_errors("GET", _path_of(url)):
+            async with session.get(
+                url, headers=dict(headers or {}), timeout=self._timeout("download"), allow_redirects=True
+            ) as raw:
+                lowered = {k.lower(): v for k, v in raw.headers.items()}
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    with map_errors("GET", _path_of(url)):
+                        async for chunk in raw.content.iter_chunked(256 * 1024):
+                            yield chunk
+
+                yield raw.status, lowered, chunks()
+
+    async def aclose(self) -> None:
+        """Close the session if this transport made it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+
+def _path_of(url: str) -> str:
+    """The path of a URL without its query (pre-signed URLs carry signatures there)."""
+    return urlsplit(url).path
