@@ -7,7 +7,7 @@ deliveries) it applies to, decided with a seeded ``random.Random`` so a run can 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -43,6 +43,7 @@ FAULT_NAMES: Final = frozenset(
         "drop",
         "commit_then_drop",
         "operation_in_process",
+        "unknown_state",
     }
 )
 
@@ -58,6 +59,11 @@ def _rate(instance: object, attribute: attrs.Attribute[float], value: float) -> 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    """Any iterable of endpoint names, as a frozenset (a lone string is one name, not its letters)."""
+    return frozenset((value,) if isinstance(value, str) else value)
 
 
 def _endpoints(instance: object, attribute: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
@@ -101,7 +107,7 @@ class FaultConfig:
     """
 
     seed: int = 0
-    endpoints: frozenset[str] = attrs.field(default=API_ENDPOINTS, converter=frozenset, validator=_endpoints)
+    endpoints: frozenset[str] = attrs.field(default=API_ENDPOINTS, converter=_names, validator=_endpoints)
     rate_limit: float = attrs.field(default=0.0, validator=_rate)
     throttle: float = attrs.field(default=0.0, validator=_rate)
     retry_after: float | None = 1.0

@@ -331,17 +331,25 @@ class EmulatorState:
         duration = request.duration
         if duration is None:
             duration = rule.default_duration if rule is not None else _UNKNOWN_MODEL_DURATION
-        resolution = request.resolution or (rule.default_resolution if rule is not None else _UNKNOWN_MODEL_RESOLUTION)
+        resolution = request.resolution or (
+            rule.default_resolution if rule is not None else _UNKNOWN_MODEL_RESOLUTION
+        )
         cost = cost_of(request, duration=duration, resolution=resolution)
         if state.credits < cost:
-            raise StateError(self.config.credit_insufficient_status, "CreditInsufficient", "insufficient credits")
+            raise StateError(
+                self.config.credit_insufficient_status, "CreditInsufficient", "insufficient credits"
+            )
         state.credits -= cost
 
         self._seq += 1
         task_id = self._next_id(wall_ns)
         created_at_text = format_created_at(wall_ns)
         seed = request.seed or self._rng.randrange(1, _rules.MAX_SEED)
-        audio = request.audio if request.audio is not None else (rule.audio_default if rule is not None else False)
+        audio = (
+            request.audio
+            if request.audio is not None
+            else (rule.audio_default if rule is not None else False)
+        )
         echo: dict[str, Any] = {
             "task_id": task_id,
             "state": TaskState.CREATED.value,
@@ -488,7 +496,9 @@ class EmulatorState:
 
     def _next_id(self, wall_ns: int) -> str:
         millis = max(0, wall_ns // 1_000_000 - _ID_EPOCH_MS)
-        candidate = (millis << _ID_SEQUENCE_BITS) | ((self._id_salt + self._seq) & ((1 << _ID_SEQUENCE_BITS) - 1))
+        candidate = (millis << _ID_SEQUENCE_BITS) | (
+            (self._id_salt + self._seq) & ((1 << _ID_SEQUENCE_BITS) - 1)
+        )
         self._last_id = max(candidate, self._last_id + 1)
         return str(self._last_id)
 

@@ -1,0 +1,29 @@
+"""A faithful local Vidu ``ent/v2`` server with fault injection, for tests, demos and benchmarks.
+
+| module | owns |
+|---|---|
+| ``_config`` | ``EmulatorConfig``, ``FaultConfig``, ``CallbackConfig`` |
+| ``_state`` | the pure core: tasks, per-organization scheduling, credits, listing, stats |
+| ``_app`` | the aiohttp application: handlers, auth, errors, faults, downloads, callbacks |
+| ``_server`` | ``Emulator`` (async context manager) and ``serve`` (blocking, for the CLI) |
+"""
+
+from ._app import RUNTIME, Runtime, make_app
+from ._config import CallbackConfig, EmulatorConfig, FaultConfig
+from ._server import Emulator, serve
+from ._state import EmulatorState, EmulatorStats, TaskRecord, Transition
+
+__all__ = [
+    "RUNTIME",
+    "CallbackConfig",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorState",
+    "EmulatorStats",
+    "FaultConfig",
+    "Runtime",
+    "TaskRecord",
+    "Transition",
+    "make_app",
+    "serve",
+]
