@@ -14,7 +14,12 @@ module                 owns
 ``_http``              pure: build calls, read answers, map Vidu's error reasons
 ``_transport``         the aiohttp session; the one place aiohttp errors are mapped
 ``_signing``           the callback signature (shared by callbacks and the emulator)
-``_config``            base URLs and ``Timeouts``
+``_config``            base URLs and the policies: ``Timeouts``, ``RetryPolicy``, ``PollPolicy``
+``_retry``             pure retry decisions: what a failure means, how long to wait
+``_limits``            the request-rate budget (token bucket with AIMD)
+``_poll``              the poll scheduler: one background task per client
+``_batch``             ``generate_many``: fan-out under the in-flight limit, ``BatchResult``
+``_events``            typed events for metrics hooks
 ``_client``            ``ViduClient``, wiring the pieces
 ``exceptions``         the error tree (public)
 ``emulator``           a faithful local Vidu server with fault injection (public)
@@ -24,8 +29,19 @@ module                 owns
 
 from __future__ import annotations
 
+from ._batch import Batch, BatchResult
 from ._client import ViduClient
-from ._config import CHINA_BASE_URL, DEFAULT_TIMEOUTS, GLOBAL_BASE_URL, Timeouts
+from ._config import (
+    CHINA_BASE_URL,
+    DEFAULT_POLL,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    GLOBAL_BASE_URL,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
+from ._events import Event, Hook, RequestEvent, RetryEvent, StateChangeEvent, ThrottleEvent
 from ._models import (
     Creation,
     CreditPackage,
@@ -48,20 +64,32 @@ from .exceptions import (
 
 __all__ = [
     "CHINA_BASE_URL",
+    "DEFAULT_POLL",
+    "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "GLOBAL_BASE_URL",
     "APIError",
+    "Batch",
+    "BatchResult",
     "Creation",
     "CreditPackage",
     "CreditRemain",
     "Credits",
+    "Event",
+    "Hook",
     "Media",
+    "PollPolicy",
     "Reference2Video",
+    "RequestEvent",
     "RequestValidationError",
+    "RetryEvent",
+    "RetryPolicy",
+    "StateChangeEvent",
     "Subject",
     "Task",
     "TaskFailedError",
     "TaskState",
+    "ThrottleEvent",
     "Timeouts",
     "VideoInfo",
     "ViduClient",

@@ -1,27 +1,65 @@
-"""``ViduClient``: wires configuration, media, the pure HTTP layer and the transport together."""
+"""``ViduClient``: wires configuration, media, the pure HTTP layer, the transport, the retry policy,
+the two budgets and the poll scheduler together. Decisions live in the modules it calls."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import random
+import secrets
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
+import attrs
 
-from . import _convert, _http, _media
-from ._config import DEFAULT_TIMEOUTS, GLOBAL_BASE_URL, Timeouts
+from . import _convert, _http, _media, _retry
+from ._batch import Batch, BatchInput
+from ._config import (
+    DEFAULT_POLL,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    GLOBAL_BASE_URL,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
+from ._events import Hook, RequestEvent, RetryEvent, ThrottleEvent, emit
+from ._limits import RateLimiter
 from ._models import Credits, Reference2Video, Task, TaskState
+from ._poll import Poller
 from ._transport import Secret, Transport
-from .exceptions import ConfigurationError
+from .exceptions import (
+    APIError,
+    ClientNotOpenError,
+    ConfigurationError,
+    SubmitOutcomeUnknownError,
+    TaskFailedError,
+    TransportError,
+    ViduError,
+    WaitTimeoutError,
+)
 
 __all__ = ["ViduClient"]
 
+logger: Final = logging.getLogger("vidu_async")
+
 AuthScheme = Literal["Token", "Bearer"]
 _AUTH_SCHEMES: Final = ("Token", "Bearer")
+#: Fingerprints the SDK stamps in ``payload`` start with this, so they are easy to recognize.
+FINGERPRINT_PREFIX: Final = "vidu-async:"
+#: Organization concurrency assumed when ``GET /ent/v2/credits`` does not say (Vidu's default).
+DEFAULT_CONCURRENCY: Final = 5
+#: A remote cancel on the way out gets this long, seconds.
+_CANCEL_TIME_BOX: Final = 10.0
+
+T = TypeVar("T")
 
 
 def _resolve_base_url(base_url: str | None) -> str:
@@ -41,26 +79,51 @@ def _resolve_key(api_key: str | None) -> str:
         raise ConfigurationError(
             "no API key: pass ViduClient(api_key=...) or set the VIDU_API_KEY environment variable"
         )
-    if any(c in key for c in "\r\n") or " " in key:
+    if any(c.isspace() for c in key):
         raise ConfigurationError("the API key contains whitespace; paste the key alone, without 'Token '")
     return key
+
+
+def new_fingerprint() -> str:
+    """A fresh fingerprint for a create's ``payload``."""
+    return FINGERPRINT_PREFIX + secrets.token_hex(12)
+
+
+def _deadline(timeout: float | None) -> float:
+    return math.inf if timeout is None else anyio.current_time() + timeout
+
+
+@attrs.frozen
+class _Absent:
+    """Reconciliation proved the create made no task."""
 
 
 class ViduClient:
     """An asyncio client for Vidu's ``reference2video`` API.
 
-    Use it as an async context manager (or call :meth:`aclose`)::
+    Use it as an async context manager; waiting for tasks (``watch``, ``wait``, ``generate``,
+    ``generate_many``) needs it, since the client's one poll scheduler runs inside::
 
         async with ViduClient() as client:
-            task = await client.submit(request)
+            task = await client.generate(request)
 
     Args:
         api_key: The API key; defaults to ``VIDU_API_KEY``. Never shown in a repr, log or error.
         base_url: The service root; defaults to ``VIDU_BASE_URL``, else ``GLOBAL_BASE_URL``.
             Reseller gateways add a path prefix (``https://gateway.example/vidu``).
         auth_scheme: ``"Token"`` (Vidu's documented scheme) or ``"Bearer"`` (reseller gateways).
+        max_in_flight: Batch tasks submitted and not finished at once. ``None`` sizes it from
+            ``GET /ent/v2/credits`` (the organization's concurrency plus ``queue_allowance``, so the
+            service always has our next task waiting), falling back to 5 plus the allowance.
+        queue_allowance: Tasks kept waiting in Vidu's queue beyond the concurrency (``None``: half the
+            concurrency, at least 2).
+        requests_per_second: A fixed request-rate ceiling for every call (``None``: none until the
+            service throttles, then adaptive).
         timeouts: Connect, read and per-call limits.
+        retry: When and how failed calls are tried again.
+        poll: How the poll scheduler checks on tasks.
         session: An ``aiohttp.ClientSession`` of yours to send through; the client does not close it.
+        hooks: Callables receiving typed events (requests, retries, throttling, state changes).
 
     Raises:
         ConfigurationError: no API key, an unknown auth scheme or a malformed base URL.
@@ -72,21 +135,40 @@ class ViduClient:
         *,
         base_url: str | None = None,
         auth_scheme: AuthScheme = "Token",
+        max_in_flight: int | None = None,
+        queue_allowance: int | None = None,
+        requests_per_second: float | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        poll: PollPolicy = DEFAULT_POLL,
         session: aiohttp.ClientSession | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         if auth_scheme not in _AUTH_SCHEMES:
             raise ConfigurationError(f"auth_scheme must be 'Token' or 'Bearer', got {auth_scheme!r}")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ConfigurationError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if queue_allowance is not None and queue_allowance < 0:
+            raise ConfigurationError(f"queue_allowance must not be negative, got {queue_allowance}")
         self.base_url: Final = _resolve_base_url(base_url)
         self.auth_scheme: Final = auth_scheme
         self.timeouts: Final = timeouts
-        self._key = Secret(_resolve_key(api_key))
+        self.retry: Final = retry
+        self.poll: Final = poll
+        self.max_in_flight: Final = max_in_flight
+        self.queue_allowance: Final = queue_allowance
+        self._hooks: tuple[Hook, ...] = tuple(hooks)
+        self._rng = random.Random()
+        self._limiter = RateLimiter(requests_per_second)
         self._transport = Transport(
             base_url=self.base_url,
-            authorization=Secret(f"{auth_scheme} {self._key.reveal()}"),
+            authorization=Secret(f"{auth_scheme} {_resolve_key(api_key)}"),
             timeouts=timeouts,
             session=session,
         )
+        self._poller = Poller(self._attempt, poll, hooks=self._hooks, rng=self._rng)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._concurrency: int | None = None
 
     def __repr__(self) -> str:
         state = " closed" if self._transport.closed else ""
@@ -95,6 +177,12 @@ class ViduClient:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._task_group is not None:
+            raise RuntimeError("this ViduClient is already open")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._task_group = group
+        group.start_soon(self._poller.run, name="vidu_async poll scheduler")
         return self
 
     async def __aexit__(
@@ -103,8 +191,16 @@ class ViduClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and its own HTTP session. Idempotent; later calls raise ``ClientClosedError``."""
-        await self._transport.aclose()
+        """Stop the poll scheduler and close the client's own HTTP session. Idempotent; later
+        calls raise ``ClientClosedError``."""
+        group, self._task_group = self._task_group, None
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._transport.aclose()
 
     @property
     def closed(self) -> bool:
@@ -120,13 +216,128 @@ class ViduClient:
                 stacklevel=2,
             )
 
+    def _require_open(self) -> Poller:
+        if self._task_group is None:
+            raise ClientNotOpenError(
+                "waiting for tasks needs the client's poll scheduler: use 'async with ViduClient() as client:'"
+            )
+        return self._poller
+
+    # --- one attempt, and the one retry layer -------------------------------------------------
+
+    async def _attempt(self, call: _http.ApiRequest) -> _http.ApiResponse:
+        """Send ``call`` once, through the request-rate budget, reporting throttling to it."""
+        await self._limiter.acquire()
+        started = anyio.current_time()
+        try:
+            response = await self._transport.send(call)
+        except TransportError as exc:
+            emit(self._hooks, RequestEvent(
+                endpoint=call.endpoint, method=call.method, path=call.path, status=None,
+                elapsed=anyio.current_time() - started, error=str(exc),
+            ))  # fmt: skip
+            raise
+        if response.status == 429:
+            error = _http.error_for(call, response)
+            retry_after = _retry.retry_after_of(error)
+            if error.reason == "QuotaExceeded":
+                emit(self._hooks, ThrottleEvent(kind="quota", retry_after=retry_after))
+            else:
+                self._limiter.throttled()
+                emit(
+                    self._hooks,
+                    ThrottleEvent(kind="rate", rate=self._limiter.bucket.rate, retry_after=retry_after),
+                )
+        elif response.status < 500:
+            self._limiter.succeeded()
+        emit(self._hooks, RequestEvent(
+            endpoint=call.endpoint, method=call.method, path=call.path, status=response.status,
+            elapsed=response.elapsed,
+        ))  # fmt: skip
+        return response
+
+    async def _call(
+        self,
+        call: _http.ApiRequest,
+        read: Callable[[_http.ApiRequest, _http.ApiResponse], T],
+        *,
+        deadline: float = math.inf,
+        on_unknown: Callable[[ViduError], Awaitable[T | _Absent]] | None = None,
+        on_quota: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
+        """Send ``call`` until it succeeds, as :class:`RetryPolicy` allows, within ``deadline``.
+
+        Args:
+            on_unknown: For calls that must not be repeated blindly (create): decides what an
+                unknown outcome means: a result to adopt, or ``_Absent()`` to send again.
+            on_quota: Waits out a 429 ``QuotaExceeded`` (a batch waits for one of its tasks to end).
+        """
+        policy = self.retry
+        attempt = throttled = 0
+        while True:
+            attempt += 1
+            try:
+                return read(call, await self._attempt(call))
+            except (TransportError, APIError) as exc:
+                exc.attempts = attempt
+                failure = _retry.classify(exc)
+                if failure is _retry.Failure.UNKNOWN and not call.idempotent:
+                    if on_unknown is None:
+                        raise
+                    adopted = await on_unknown(exc)
+                    if not isinstance(adopted, _Absent):
+                        return adopted
+                    failure = _retry.Failure.NOT_SENT  # proven absent: sending again cannot duplicate
+                if failure is _retry.Failure.FATAL:
+                    raise
+                if failure is _retry.Failure.THROTTLED:
+                    throttled += 1
+                    attempt -= 1
+                    if throttled >= policy.throttle_attempts:
+                        raise
+                elif failure is _retry.Failure.QUOTA:
+                    attempt -= 1
+                elif attempt >= policy.attempts:
+                    raise
+                delay = _retry.next_delay(
+                    policy, attempt + throttled, self._rng, retry_after=_retry.retry_after_of(exc)
+                )
+                waits_for_slot = failure is _retry.Failure.QUOTA and on_quota is not None
+                if not waits_for_slot and anyio.current_time() + delay >= deadline:
+                    raise
+                logger.info(
+                    "%s %s failed (%s, attempt %d); retrying %s: %s",
+                    call.method, call.path, failure.value, attempt,
+                    "when a slot frees" if waits_for_slot else f"in {delay:.2f}s", exc,
+                )  # fmt: skip
+                emit(self._hooks, RetryEvent(
+                    endpoint=call.endpoint, attempt=attempt, delay=0.0 if waits_for_slot else delay,
+                    failure=failure.value, error=str(exc),
+                ))  # fmt: skip
+                if waits_for_slot:
+                    assert on_quota is not None
+                    with anyio.move_on_after(deadline - anyio.current_time()) as scope:
+                        await on_quota()
+                    if scope.cancelled_caught:
+                        raise
+                else:
+                    await anyio.sleep(delay)
+
     # --- calls -------------------------------------------------------------------------------
 
-    async def submit(self, request: Reference2Video | Mapping[str, Any]) -> Task:
+    async def submit(
+        self, request: Reference2Video | Mapping[str, Any], *, timeout: float | None = None
+    ) -> Task:
         """Create a task. Local files in the request are read, checked and encoded off the event loop.
+
+        Failures are retried as :class:`RetryPolicy` says. When a create's outcome is unknown (no
+        answer, 5xx), the task list is searched for the fingerprint stamped in ``payload`` (when the
+        request had none): a task found is adopted, a task proven absent is submitted again, and
+        otherwise :class:`SubmitOutcomeUnknownError` is raised rather than risk paying twice.
 
         Args:
             request: A :class:`Reference2Video`, or a body in Vidu's own JSON shape (validated the same way).
+            timeout: Seconds for the whole submission, retries included (``None``: attempts bound it).
 
         Returns:
             The created task (usually in state ``created``).
@@ -134,20 +345,97 @@ class ViduClient:
         Raises:
             RequestValidationError: the request breaks a documented rule; nothing was sent.
             APIError: Vidu refused it (a subclass per reason).
-            TransportError: no answer came back; the task may or may not exist.
+            SubmitOutcomeUnknownError: the create may or may not have made a task.
+            TransportError: the service could not be reached, and nothing was sent.
         """
+        task, _ = await self._submit(request, deadline=_deadline(timeout))
+        return task
+
+    async def _submit(
+        self,
+        request: Reference2Video | Mapping[str, Any],
+        *,
+        deadline: float,
+        fingerprint: str | None = None,
+        on_quota: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[Task, int]:
+        """Submit with retries and reconciliation; returns the task and the attempts it took."""
         if not isinstance(request, Reference2Video):
             request = _convert.request_from_json(request)
-        body = await _media.prepare_body(request)
+        stamp = None if request.payload else (fingerprint or new_fingerprint())
+        payload = request.payload or stamp
+        body = await _media.prepare_body(request, payload=stamp)
         call = _http.build_create(body)
-        response = await self._transport.send(call)
-        return _http.read_task(call, response)
+        since = datetime.now(UTC) - timedelta(minutes=2)  # generous for clock skew with the service
+        attempts = 0
+
+        def read(c: _http.ApiRequest, r: _http.ApiResponse) -> Task:
+            nonlocal attempts
+            attempts += 1
+            return _http.read_task(c, r)
+
+        async def reconcile(exc: ViduError) -> Task | _Absent:
+            if not self.retry.reconcile or not payload:
+                raise SubmitOutcomeUnknownError(payload or "", "reconciliation is off") from exc
+            return await self._reconcile(payload, request, since, exc, deadline)
+
+        try:
+            task = await self._call(call, read, deadline=deadline, on_unknown=reconcile, on_quota=on_quota)
+        except (TransportError, APIError) as exc:
+            attempts = max(attempts, exc.attempts)
+            raise
+        return task, max(attempts, 1)
+
+    async def _reconcile(
+        self, payload: str, request: Reference2Video, since: datetime, exc: ViduError, deadline: float
+    ) -> Task | _Absent:
+        """Find the task a create with an unknown outcome may have made, by its ``payload``."""
+        logger.warning("create outcome unknown (%s); looking for payload %r in the task list", exc, payload)
+        for look in range(2):
+            if look:
+                await anyio.sleep(min(self.retry.reconcile_settle, max(0.0, deadline - anyio.current_time())))
+            try:
+                found = await self._find_by_payload(payload, request, since, deadline)
+            except ViduError as lookup_error:
+                raise SubmitOutcomeUnknownError(
+                    payload, f"the task list could not be read: {lookup_error}"
+                ) from exc
+            if isinstance(found, Task):
+                logger.info("adopted task %s, made by a create whose answer was lost", found.id)
+                return found
+            if found is None:
+                raise SubmitOutcomeUnknownError(payload, "the task list does not show payloads") from exc
+        logger.info("no task carries payload %r: sending the create again", payload)
+        return _Absent()
+
+    async def _find_by_payload(
+        self, payload: str, request: Reference2Video, since: datetime, deadline: float
+    ) -> Task | _Absent | None:
+        """The task whose ``payload`` is ``payload``; ``_Absent()`` when proven absent; ``None`` when
+        the list cannot tell (its rows carry no payload, or there are too many pages)."""
+        token = ""
+        for _ in range(self.retry.reconcile_pages):
+            call = _http.build_list(created_from=since, page_token=token)
+            body = await self._call(call, _http.read_json, deadline=deadline)
+            rows = body.get("tasks") if isinstance(body, Mapping) else None
+            if not isinstance(rows, list):
+                return None
+            matches = [row for row in rows if isinstance(row, Mapping) and row.get("payload") == payload]
+            if matches:
+                if len(matches) > 1 and not payload.startswith(FINGERPRINT_PREFIX):
+                    return None  # the caller's own payload, used by several tasks: cannot tell which
+                return _convert.structure_task(matches[0])
+            if any(isinstance(row, Mapping) and "payload" not in row for row in rows):
+                return None
+            token = body.get("next_page_token") or ""
+            if not token:
+                return _Absent()
+        return None
 
     async def get_task(self, task_id: str) -> Task:
         """Read a task (``GET /ent/v2/tasks/{id}/creations``)."""
         call = _http.build_get_task(task_id)
-        response = await self._transport.send(call)
-        return _http.read_task(call, response, task_id=task_id)
+        return await self._call(call, lambda c, r: _http.read_task(c, r, task_id=task_id))
 
     async def cancel(self, task_id: str) -> None:
         """Cancel a task that has not started processing (Vidu refuses once it is scheduled).
@@ -156,9 +444,7 @@ class ViduClient:
             BadRequestError: the task can no longer be cancelled.
             NotFoundError: no such task.
         """
-        call = _http.build_cancel(task_id)
-        response = await self._transport.send(call)
-        _http.read_json(call, response)
+        await self._call(_http.build_cancel(task_id), _http.read_json)
 
     async def list_tasks(
         self,
@@ -199,8 +485,7 @@ class ViduClient:
                 page_size=page_size,
                 page_token=token,
             )
-            response = await self._transport.send(call)
-            tasks, next_token = _http.read_task_list(call, response)
+            tasks, next_token = await self._call(call, _http.read_task_list)
             for task in tasks:
                 yield task
                 seen += 1
@@ -212,6 +497,183 @@ class ViduClient:
 
     async def get_credits(self, *, show_detail: bool = False) -> Credits:
         """The account's credits and concurrency (``GET /ent/v2/credits``)."""
-        call = _http.build_credits(show_detail=show_detail)
-        response = await self._transport.send(call)
-        return _http.read_credits(call, response)
+        return await self._call(_http.build_credits(show_detail=show_detail), _http.read_credits)
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    def _timeout_for(self, timeout: float | None, off_peak: bool | None) -> float | None:
+        if timeout is not None:
+            return timeout
+        return self.poll.off_peak_timeout if off_peak else self.poll.timeout
+
+    async def watch(self, task_id: str, *, known: Task | None = None) -> AsyncIterator[Task]:
+        """Every state of the task as the scheduler sees it change, in order, ending after a terminal one.
+
+        The first item is the task as it is now. States are de-duplicated; a state the SDK does not
+        know (``TaskState.UNKNOWN``) is reported and watched on, never an error.
+
+        Args:
+            task_id: The task.
+            known: The task as you last read it (saves the first request).
+
+        Raises:
+            NotFoundError: no such task.
+            ClientNotOpenError: outside ``async with ViduClient()``.
+        """
+        poller = self._require_open()
+        subscription = poller.subscribe(task_id, known=known, off_peak=bool(known and known.off_peak))
+        try:
+            async for update in subscription.updates:
+                if isinstance(update, ViduError):
+                    raise update
+                yield update
+                if update.is_terminal:
+                    return
+        finally:
+            subscription.close()
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        cancel_remote: bool = False,
+        known: Task | None = None,
+    ) -> Task:
+        """Wait until the task finishes.
+
+        Args:
+            task_id: The task.
+            timeout: Seconds to wait; ``None`` takes ``PollPolicy.timeout`` (48 h for off-peak tasks);
+                ``math.inf`` waits for ever.
+            cancel_remote: On timeout or cancellation, also ask Vidu to cancel the task (shielded,
+                time-boxed; Vidu only cancels tasks that have not started).
+            known: The task as you last read it (saves the first request; tells if it is off-peak).
+
+        Returns:
+            The task in state ``success``.
+
+        Raises:
+            TaskFailedError: the task ended ``failed`` (``err_code`` says why).
+            WaitTimeoutError: not finished by the deadline (``last_task`` has what was last seen).
+        """
+        limit = self._timeout_for(timeout, known.off_peak if known is not None else None)
+        deadline = _deadline(limit)
+        return await self._wait(task_id, deadline=deadline, cancel_remote=cancel_remote, known=known)
+
+    async def _wait(self, task_id: str, *, deadline: float, cancel_remote: bool, known: Task | None) -> Task:
+        poller = self._require_open()
+        last = known
+        subscription = poller.subscribe(task_id, known=known, off_peak=bool(known and known.off_peak))
+        try:
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                async for update in subscription.updates:
+                    if isinstance(update, ViduError):
+                        raise update
+                    last = update
+                    if update.is_terminal:
+                        break
+        except anyio.get_cancelled_exc_class():
+            if cancel_remote:
+                await self._cancel_quietly(task_id)
+            raise
+        finally:
+            subscription.close()
+        if last is None or not last.is_terminal:
+            if cancel_remote:
+                await self._cancel_quietly(task_id)
+            raise WaitTimeoutError(task_id, last)
+        if last.state is TaskState.FAILED:
+            raise TaskFailedError(last)
+        return last
+
+    async def _cancel_quietly(self, task_id: str) -> None:
+        """Ask Vidu to cancel, shielded from the caller's cancellation and time-boxed."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIME_BOX):
+            try:
+                await self.cancel(task_id)
+                logger.info("cancelled task %s on the way out", task_id)
+            except ViduError as exc:
+                logger.info("could not cancel task %s on the way out: %s", task_id, exc)
+
+    async def generate(
+        self,
+        request: Reference2Video | Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        cancel_remote: bool = False,
+    ) -> Task:
+        """Submit a task and wait for it: the one call for "give me this video".
+
+        Args:
+            request: The request (a :class:`Reference2Video` or a body in Vidu's JSON shape).
+            timeout: Seconds for the whole thing, computed once (``None``: ``PollPolicy.timeout``,
+                48 h for off-peak requests).
+            cancel_remote: On timeout or cancellation, ask Vidu to cancel the task.
+
+        Raises:
+            RequestValidationError, APIError, SubmitOutcomeUnknownError: from the submission.
+            TaskFailedError, WaitTimeoutError: from the wait.
+        """
+        self._require_open()
+        if not isinstance(request, Reference2Video):
+            request = _convert.request_from_json(request)
+        deadline = _deadline(self._timeout_for(timeout, request.off_peak))
+        task, _ = await self._submit(request, deadline=deadline)
+        return await self._wait(task.id, deadline=deadline, cancel_remote=cancel_remote, known=task)
+
+    # --- batches -----------------------------------------------------------------------------
+
+    async def in_flight_limit(self) -> int:
+        """The batch in-flight limit: ``max_in_flight``, or the organization's concurrency (read once
+        from ``GET /ent/v2/credits``, else 5) plus the queue allowance."""
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        if self._concurrency is None:
+            try:
+                credits = await self.get_credits()
+                self._concurrency = credits.concurrency_limit or DEFAULT_CONCURRENCY
+            except ViduError as exc:
+                logger.info(
+                    "could not read the concurrency limit (%s); assuming %d", exc, DEFAULT_CONCURRENCY
+                )
+                self._concurrency = DEFAULT_CONCURRENCY
+        allowance = self.queue_allowance
+        if allowance is None:
+            allowance = max(2, math.ceil(self._concurrency / 2))
+        return self._concurrency + allowance
+
+    def generate_many(
+        self,
+        requests: BatchInput,
+        *,
+        max_in_flight: int | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        max_credits: int | None = None,
+    ) -> Batch:
+        """Generate many videos: submit under the in-flight limit, yield results as tasks finish.
+
+        Use it as ``async with client.generate_many(requests) as results: async for result in results:``.
+        Input is consumed lazily (a sync or async iterable of :class:`Reference2Video`, Vidu-shaped
+        mappings, or ``(key, request)`` pairs), so a million-line file streams in flat memory.
+        One item's failure is its own :class:`BatchResult` unless ``fail_fast``.
+
+        Args:
+            requests: The requests.
+            max_in_flight: Tasks submitted and not finished at once (default: :meth:`in_flight_limit`).
+            fail_fast: Stop everything at the first failure.
+            timeout: Seconds each item may take from submission to finish (default: ``PollPolicy.timeout``,
+                48 h for off-peak requests).
+            max_credits: Stop submitting once the batch has charged this many credits; the items not
+                submitted are reported with :class:`BudgetExceededError`.
+        """
+        self._require_open()
+        return Batch(
+            self,
+            requests,
+            max_in_flight=max_in_flight,
+            fail_fast=fail_fast,
+            timeout=timeout,
+            max_credits=max_credits,
+        )

@@ -10,7 +10,16 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["CHINA_BASE_URL", "DEFAULT_TIMEOUTS", "GLOBAL_BASE_URL", "Timeouts"]
+__all__ = [
+    "CHINA_BASE_URL",
+    "DEFAULT_POLL",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUTS",
+    "GLOBAL_BASE_URL",
+    "PollPolicy",
+    "RetryPolicy",
+    "Timeouts",
+]
 
 #: The global service (console: platform.vidu.com).
 GLOBAL_BASE_URL: Final = "https://api.vidu.com"
@@ -18,9 +27,7 @@ GLOBAL_BASE_URL: Final = "https://api.vidu.com"
 CHINA_BASE_URL: Final = "https://api.vidu.cn"
 
 
-def _positive_or_none(
-    instance: object, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(
             f"Timeouts.{attribute.name} must be a positive number of seconds or None, got {value!r}"
@@ -49,3 +56,109 @@ class Timeouts:
 
 #: The timeouts a client uses unless told otherwise.
 DEFAULT_TIMEOUTS: Final = Timeouts()
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be at least 1, got {value!r}")
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be between 0 and 1, got {value!r}")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be positive, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how often a call is tried again. One retry layer serves every call.
+
+    What a retry may cost decides what is retried: a call that never left (connect failure) is
+    retried whatever it is; a call the service rejected before processing (429, ``OperationInProcess``)
+    is retried after ``Retry-After`` or a backoff; a call whose outcome is unknown (timeout, dropped
+    connection, 5xx) is retried only if it is harmless to repeat, and a create is first reconciled
+    through the task list; anything else raises at once.
+
+    Attributes:
+        attempts: Tries of one call, the first included (for failures that count, see below).
+        throttle_attempts: Tries while the service answers 429 ``TooManyRequests``/``SystemThrottling``.
+            ``QuotaExceeded`` (the organization's slots are full) never runs out while the caller's
+            deadline allows: it means "later", not "no".
+        initial: The first backoff, seconds.
+        maximum: The longest backoff, seconds.
+        multiplier: Growth of the backoff per attempt.
+        jitter: The fraction of each backoff drawn at random (0 = none, 1 = anywhere from 0 to the full delay).
+        max_retry_after: A ``Retry-After`` longer than this is shortened to it, seconds.
+        reconcile: Whether a create with an unknown outcome is looked up in the task list (by the
+            fingerprint stamped in its ``payload``) before anything else; without it such a create
+            raises ``SubmitOutcomeUnknownError`` at once.
+        reconcile_window: How far back the task list is searched, seconds.
+        reconcile_settle: The pause before the second look that proves a create absent, seconds.
+        reconcile_pages: The most list pages read per look (100 tasks each).
+    """
+
+    attempts: int = attrs.field(default=6, validator=_at_least_one)
+    throttle_attempts: int = attrs.field(default=30, validator=_at_least_one)
+    initial: float = attrs.field(default=0.5, validator=_positive)
+    maximum: float = attrs.field(default=30.0, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    jitter: float = attrs.field(default=0.5, validator=_fraction)
+    max_retry_after: float = attrs.field(default=300.0, validator=_positive)
+    reconcile: bool = True
+    reconcile_window: float = attrs.field(default=900.0, validator=_positive)
+    reconcile_settle: float = attrs.field(default=1.0, validator=_positive)
+    reconcile_pages: int = attrs.field(default=20, validator=_at_least_one)
+
+
+#: The retry policy a client uses unless told otherwise.
+DEFAULT_RETRY: Final = RetryPolicy()
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """How the client's one poll scheduler checks on tasks.
+
+    A task is checked soon after it is submitted, then less often as it ages (about ``age_fraction``
+    of its age, between ``min_interval`` and ``max_interval``), with jitter. Where the task list can
+    answer for many tasks at once, one request covers up to 100 of them and only the tasks that
+    changed are read one by one.
+
+    Attributes:
+        first_check: Delay of the first check after a task is submitted or first watched, seconds.
+        min_interval: The shortest interval between two checks of one task, seconds.
+        max_interval: The longest interval between two checks of one task, seconds.
+        age_fraction: The interval as a fraction of the task's age.
+        jitter: The fraction of each interval drawn at random, so tasks spread out.
+        requests_per_second: The poll budget: status requests per second, whatever the number of tasks.
+        bulk: Whether to ask the task list about many tasks at once where the service supports it.
+        bulk_retry_after: After the list endpoint failed, how long to poll one task at a time before
+            trying it again, seconds.
+        intermediate_every: In bulk mode, how often to look for ``queueing``/``processing`` changes
+            (finishes are looked for at every check), seconds.
+        timeout: The default deadline of ``wait``/``generate``, seconds (``None``: no deadline).
+        off_peak_timeout: The default deadline of off-peak tasks (Vidu runs them within 48 h).
+        off_peak_min_interval: The shortest interval for off-peak tasks, seconds.
+        off_peak_max_interval: The longest interval for off-peak tasks, seconds.
+    """
+
+    first_check: float = attrs.field(default=0.25, validator=_positive)
+    min_interval: float = attrs.field(default=0.2, validator=_positive)
+    max_interval: float = attrs.field(default=15.0, validator=_positive)
+    age_fraction: float = attrs.field(default=0.1, validator=_positive)
+    jitter: float = attrs.field(default=0.1, validator=_fraction)
+    requests_per_second: float = attrs.field(default=20.0, validator=_positive)
+    bulk: bool = True
+    bulk_retry_after: float = attrs.field(default=300.0, validator=_positive)
+    intermediate_every: float = attrs.field(default=1.0, validator=_positive)
+    timeout: float | None = attrs.field(default=3600.0, validator=_positive_or_none)
+    off_peak_timeout: float = attrs.field(default=48 * 3600.0, validator=_positive)
+    off_peak_min_interval: float = attrs.field(default=30.0, validator=_positive)
+    off_peak_max_interval: float = attrs.field(default=600.0, validator=_positive)
+
+
+#: The poll policy a client uses unless told otherwise.
+DEFAULT_POLL: Final = PollPolicy()

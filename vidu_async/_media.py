@@ -23,22 +23,29 @@ __all__ = ["encode_body", "prepare_body"]
 _INLINE_LIMIT: Final = 256 * 1024
 
 
-async def prepare_body(request: Reference2Video) -> bytes:
+async def prepare_body(request: Reference2Video, *, payload: str | None = None) -> bytes:
     """The encoded JSON body for ``request``, with local files read and encoded off the event loop.
+
+    Args:
+        request: The request.
+        payload: A ``payload`` to send instead of the request's (the SDK's fingerprint).
 
     Raises:
         RequestValidationError: a file cannot be read, is not a usable image or video, is too large,
             or the whole body is over 20 MB. Nothing has been sent.
     """
     if not request.local_media() and _validate.estimated_body_size(request) < _INLINE_LIMIT:
-        return encode_body(request)
-    return await anyio.to_thread.run_sync(encode_body, request)
+        return encode_body(request, payload=payload)
+    return await anyio.to_thread.run_sync(lambda: encode_body(request, payload=payload))
 
 
-def encode_body(request: Reference2Video) -> bytes:
+def encode_body(request: Reference2Video, *, payload: str | None = None) -> bytes:
     """Blocking: read and check every local file, encode the body, check its size."""
     resolved = _resolve(request)
-    body = json.dumps(_convert.request_to_json(resolved), ensure_ascii=False, separators=(",", ":")).encode()
+    data = _convert.request_to_json(resolved)
+    if payload is not None:
+        data["payload"] = payload
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     if len(body) > _rules.MAX_BODY_BYTES:
         size = len(body) / (1024 * 1024)
         limit = _rules.MAX_BODY_BYTES / (1024 * 1024)

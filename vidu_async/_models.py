@@ -146,7 +146,8 @@ class Reference2Video:
         """Every media item with its JSON field path (``subjects[0].images[1]``, ``images[0]``...)."""
         items: list[tuple[str, Media]] = []
         # Not a tuple means validation is about to name the type error; never crash on it here.
-        subjects = self.subjects if isinstance(self.subjects, tuple) else ()
+        given: object = self.subjects
+        subjects: tuple[object, ...] = given if isinstance(given, tuple) else ()
         for s, subject in enumerate(subjects):
             if isinstance(subject, Subject):
                 for field in ("images", "videos"):

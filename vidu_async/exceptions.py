@@ -5,6 +5,7 @@
     ViduError
     ├── ConfigurationError (ValueError)       the client cannot be built: no API key, bad base URL
     ├── ClientClosedError (RuntimeError)      the client was used after ``aclose()``
+    ├── ClientNotOpenError (RuntimeError)     waiting needs the client's scope: ``async with ViduClient()``
     ├── RequestValidationError (ValueError)   a request Vidu would refuse, caught before sending
     ├── ResponseValidationError               a response body that cannot be read as the documented shape
     ├── TransportError                        no usable HTTP answer came back
@@ -23,7 +24,9 @@
     ├── TaskFailedError                       a task ended in state ``failed``
     ├── WaitTimeoutError (TimeoutError)       a task was not finished by the caller's deadline
     ├── SubmitOutcomeUnknownError             a create may or may not have been billed
-    └── CallbackVerificationError             a callback failed its signature checks
+    ├── BudgetExceededError                   a batch item not submitted: ``max_credits`` was spent
+    ├── CallbackVerificationError             a callback failed its signature checks
+    └── JournalError                          a batch journal cannot be used (corrupt, locked, other input)
 
 Every :class:`APIError` carries Vidu's ``reason`` and ``trace_id``. No error, message or
 repr ever carries the API key: messages are built from the method, the path, and what
@@ -43,12 +46,15 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "CallbackVerificationError",
     "ClientClosedError",
+    "ClientNotOpenError",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "InsufficientCreditsError",
+    "JournalError",
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",
@@ -76,6 +82,11 @@ class ConfigurationError(ViduError, ValueError):
 
 class ClientClosedError(ViduError, RuntimeError):
     """The client was used after it was closed."""
+
+
+class ClientNotOpenError(ViduError, RuntimeError):
+    """Waiting for tasks needs the client's background scheduler, which runs inside
+    ``async with ViduClient() as client:``; the client was used outside it."""
 
 
 class Problem(NamedTuple):
@@ -353,6 +364,23 @@ class SubmitOutcomeUnknownError(ViduError):
         return (type(self), (self.fingerprint,))
 
 
+class BudgetExceededError(ViduError):
+    """A batch item was not submitted because the batch's ``max_credits`` budget was spent.
+
+    Attributes:
+        budget: The batch's budget.
+        spent: The credits charged when the item was reached.
+    """
+
+    def __init__(self, budget: int, spent: int) -> None:
+        self.budget = budget
+        self.spent = spent
+        super().__init__(f"not submitted: the batch has charged {spent} credits of its {budget} budget")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.budget, self.spent))
+
+
 class CallbackVerificationError(ViduError):
     """A callback request failed verification.
 
@@ -367,3 +395,27 @@ class CallbackVerificationError(ViduError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.check, str(self).split(": ", 1)[-1]))
+
+
+class JournalError(ViduError):
+    """A batch journal cannot be used: unreadable or corrupt, locked by another run, written by a
+    newer version of the SDK, or written for a different input. Nothing in it was changed.
+
+    Attributes:
+        path: The journal's location, when it has one.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        where = f" ({path})" if path else ""
+        super().__init__(f"{message}{where}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_journal_error, (str(self), self.path))
+
+
+def _rebuild_journal_error(text: str, path: str) -> JournalError:
+    error = JournalError.__new__(JournalError)
+    ViduError.__init__(error, text)
+    error.path = path
+    return error

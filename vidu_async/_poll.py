@@ -1,0 +1,502 @@
+"""The poll scheduler: one background task per client that watches every task it is told about.
+
+:class:`PollPlanner` is the pure part: it decides when each task is next checked (soon after
+submission, then less often as the task ages, jittered) and what an observation means (a change to
+report, a task to drop). :class:`Poller` is the I/O part: it sleeps until something is due, then asks
+the service, in bulk through the task list (``task_ids`` + ``states``, up to 100 tasks a request) where
+that works and one task at a time where it does not, within a poll budget of requests per second.
+
+Listeners of one task share one schedule. A finish seen in the list is confirmed with one
+``GET /tasks/{id}/creations`` before anyone hears of it, so listeners always get the full task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final, TypeAlias
+
+import anyio
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _http
+from ._config import PollPolicy
+from ._events import Hook, StateChangeEvent, emit
+from ._limits import TokenBucket
+from ._models import Task, TaskState
+from .exceptions import APIError, NotFoundError, ResponseValidationError, ViduError
+
+__all__ = ["Listener", "PollPlanner", "Poller", "Subscription", "Update"]
+
+logger: Final = logging.getLogger("vidu_async")
+
+#: What a listener hears: the task in a new state, or the error that ends the watch (e.g. not found).
+Update: TypeAlias = Task | ViduError
+Listener: TypeAlias = Callable[[Update], None]
+
+_TERMINAL: Final = (TaskState.SUCCESS.value, TaskState.FAILED.value)
+_PAGE: Final = _http.MAX_PAGE_SIZE
+
+
+@attrs.define(eq=False)
+class _Entry:
+    task_id: str
+    added_at: float
+    next_check: float
+    off_peak: bool
+    created_at: datetime
+    last: Task | None = None
+    state_since: float = 0.0
+    intermediate_at: float = -math.inf
+    failures: int = 0
+    version: int = 0
+    listeners: list[Listener] = attrs.field(factory=list)
+
+
+class PollPlanner:
+    """Pure scheduling decisions for every watched task. Time is passed in, in seconds."""
+
+    def __init__(self, policy: PollPolicy, rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self._rng = rng or random.Random()
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._entries
+
+    def entry(self, task_id: str) -> _Entry | None:
+        """The entry of a watched task (for the poller and tests)."""
+        return self._entries.get(task_id)
+
+    # --- membership ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        task_id: str,
+        listener: Listener,
+        now: float,
+        *,
+        known: Task | None = None,
+        off_peak: bool = False,
+    ) -> list[tuple[Listener, Update]]:
+        """Watch ``task_id`` for ``listener``; returns what to tell listeners right away.
+
+        A new listener hears the last known state at once (so every watch starts with the task as it
+        is); a task already watched keeps its schedule.
+        """
+        entry = self._entries.get(task_id)
+        if entry is None:
+            created = known.created_at if known is not None and known.created_at else datetime.now(UTC)
+            entry = _Entry(
+                task_id=task_id,
+                added_at=now,
+                next_check=now,
+                off_peak=off_peak,
+                created_at=created,
+                state_since=now,
+            )
+            self._entries[task_id] = entry
+            if known is not None:
+                entry.last = known
+                self._schedule(entry, now + self._jittered(self._first_interval(entry)))
+            else:
+                self._schedule(entry, now)  # nothing known: look at once
+        entry.listeners.append(listener)
+        out: list[tuple[Listener, Update]] = []
+        current = entry.last if entry.last is not None else known
+        if current is not None:
+            out.append((listener, current))
+            if current.is_terminal:
+                self.remove(task_id)
+        return out
+
+    def remove_listener(self, task_id: str, listener: Listener) -> None:
+        """Stop telling ``listener``; the task is dropped when nobody listens any more."""
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return
+        if listener in entry.listeners:
+            entry.listeners.remove(listener)
+        if not entry.listeners:
+            self.remove(task_id)
+
+    def remove(self, task_id: str) -> None:
+        """Stop watching ``task_id`` (its heap entries become stale and are skipped)."""
+        self._entries.pop(task_id, None)
+
+    # --- timing -------------------------------------------------------------------------------
+
+    def _first_interval(self, entry: _Entry) -> float:
+        if entry.off_peak:
+            return self.policy.off_peak_min_interval
+        return self.policy.first_check
+
+    def interval(self, entry: _Entry, now: float) -> float:
+        """The un-jittered interval before the next check: a fraction of the task's age, bounded."""
+        if entry.off_peak:
+            low, high = self.policy.off_peak_min_interval, self.policy.off_peak_max_interval
+        else:
+            low, high = self.policy.min_interval, self.policy.max_interval
+        age = max(0.0, now - entry.added_at)
+        base = min(high, max(low, age * self.policy.age_fraction))
+        if entry.failures:
+            base = min(high, base * 2.0 ** min(entry.failures, 6))
+        return base
+
+    def _jittered(self, seconds: float) -> float:
+        spread = self.policy.jitter
+        return seconds * (1.0 - spread / 2 + spread * self._rng.random())
+
+    def _schedule(self, entry: _Entry, when: float) -> None:
+        entry.version += 1
+        entry.next_check = when
+        heapq.heappush(self._heap, (when, entry.version, entry.task_id))
+
+    def _clean_top(self) -> None:
+        while self._heap:
+            _, version, task_id = self._heap[0]
+            entry = self._entries.get(task_id)
+            if entry is not None and entry.version == version:
+                return
+            heapq.heappop(self._heap)
+
+    def next_wake(self) -> float | None:
+        """When the earliest check is due, or ``None`` when nothing is watched."""
+        self._clean_top()
+        return self._heap[0][0] if self._heap else None
+
+    def take_due(self, now: float, *, fill_to: int = 1) -> list[_Entry]:
+        """Every entry due by ``now``; then, up to a multiple of ``fill_to``, the ones due soonest after.
+
+        In bulk mode one request covers ``fill_to`` tasks whatever their number, so a page is filled
+        with the tasks that would be due next: they are checked earlier at no extra cost.
+        """
+        due: list[_Entry] = []
+        self._clean_top()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._heap)
+            due.append(self._entries[task_id])
+            self._clean_top()
+        if due and fill_to > 1:
+            room = -len(due) % fill_to
+            while room and self._heap:
+                _, _, task_id = heapq.heappop(self._heap)
+                due.append(self._entries[task_id])
+                room -= 1
+                self._clean_top()
+        for entry in due:
+            entry.version += 1  # taken: its old heap slot is stale until it is rescheduled
+        return due
+
+    # --- observations -------------------------------------------------------------------------
+
+    def observe(self, task: Task, now: float) -> list[tuple[Listener, Update]]:
+        """Record ``task`` as seen now; returns the notifications for a change (none if unchanged)."""
+        entry = self._entries.get(task.id)
+        if entry is None:
+            return []
+        entry.failures = 0
+        previous = entry.last
+        changed = previous is None or previous.raw_state != task.raw_state or previous.state is not task.state
+        entry.last = task
+        out: list[tuple[Listener, Update]] = []
+        if changed:
+            entry.state_since = now
+            out = [(listener, task) for listener in entry.listeners]
+        if task.is_terminal:
+            self.remove(task.id)
+        else:
+            self._schedule(entry, now + self._jittered(self.interval(entry, now)))
+        return out
+
+    def unchanged(self, task_id: str, now: float) -> None:
+        """A check found no change: schedule the next one."""
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            entry.failures = 0
+            self._schedule(entry, now + self._jittered(self.interval(entry, now)))
+
+    def failed(self, task_id: str, now: float) -> None:
+        """A check could not be made (network, 5xx, 429): try again later, backing off."""
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            entry.failures += 1
+            self._schedule(entry, now + self._jittered(self.interval(entry, now)))
+
+    def error(self, task_id: str, exc: ViduError) -> list[tuple[Listener, Update]]:
+        """A check showed the watch cannot go on (the task does not exist): tell everyone and drop it."""
+        entry = self._entries.pop(task_id, None)
+        return [(listener, exc) for listener in entry.listeners] if entry is not None else []
+
+
+SendFn: TypeAlias = Callable[[_http.ApiRequest], Awaitable[_http.ApiResponse]]
+
+
+class Subscription:
+    """A watch on one task: a stream of updates, closed with :meth:`close`."""
+
+    def __init__(self, poller: Poller, task_id: str) -> None:
+        self.task_id = task_id
+        self._poller = poller
+        send: MemoryObjectSendStream[Update]
+        receive: MemoryObjectReceiveStream[Update]
+        # Unbounded, but a task changes state a handful of times at most.
+        send, receive = anyio.create_memory_object_stream[Update](math.inf)
+        self._send = send
+        self.updates = receive
+
+    def deliver(self, update: Update) -> None:
+        """The listener the poller calls (never blocks)."""
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._send.send_nowait(update)  # a closed stream: the watcher already left
+
+    def close(self) -> None:
+        """Stop watching (idempotent)."""
+        self._poller.unwatch(self.task_id, self.deliver)
+        self._send.close()
+        self.updates.close()
+
+
+class Poller:
+    """The poll scheduler: run :meth:`run` as one background task; register tasks with :meth:`watch`.
+
+    Args:
+        send: Sends one request once (through the client's rate limiter) and returns the answer.
+        policy: The poll policy.
+        hooks: Event hooks (state changes).
+    """
+
+    def __init__(
+        self,
+        send: SendFn,
+        policy: PollPolicy,
+        *,
+        hooks: Sequence[Hook] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._send_fn = send
+        self.policy = policy
+        self.planner = PollPlanner(policy, rng)
+        self._hooks = hooks
+        self._wake = anyio.Event()
+        self._budget: TokenBucket | None = None
+        self._bulk_ok_after = -math.inf
+        self._rows_carry_state: bool | None = None
+        self._filter_mismatches = 0
+        self.requests: dict[str, int] = {"list": 0, "get": 0}
+
+    # --- registration --------------------------------------------------------------------------
+
+    def watch(
+        self, task_id: str, listener: Listener, *, known: Task | None = None, off_peak: bool = False
+    ) -> None:
+        """Start telling ``listener`` about ``task_id`` (it hears the known state at once)."""
+        now = anyio.current_time()
+        self._notify(self.planner.add(task_id, listener, now, known=known, off_peak=off_peak), None)
+        self._wake.set()
+
+    def subscribe(self, task_id: str, *, known: Task | None = None, off_peak: bool = False) -> Subscription:
+        """A :class:`Subscription` (stream) for ``task_id``."""
+        subscription = Subscription(self, task_id)
+        self.watch(task_id, subscription.deliver, known=known, off_peak=off_peak)
+        return subscription
+
+    def unwatch(self, task_id: str, listener: Listener) -> None:
+        """Stop telling ``listener`` about ``task_id``."""
+        self.planner.remove_listener(task_id, listener)
+
+    def hint(self, task: Task) -> None:
+        """Something (a callback) says ``task`` changed: check it at once."""
+        entry = self.planner.entry(task.id)
+        if entry is not None and (entry.last is None or entry.last.raw_state != task.raw_state):
+            self.planner._schedule(entry, anyio.current_time())
+            self._wake.set()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Check tasks as they fall due, forever (cancel the enclosing task group to stop)."""
+        self._budget = TokenBucket(self.policy.requests_per_second, now=anyio.current_time(), burst=1.0)
+        while True:
+            wake = self.planner.next_wake()
+            now = anyio.current_time()
+            if wake is None or wake > now:
+                self._wake = anyio.Event()
+                with anyio.move_on_after(math.inf if wake is None else wake - now):
+                    await self._wake.wait()
+                continue
+            await self._tick()
+
+    async def _spend(self) -> None:
+        assert self._budget is not None
+        delay = self._budget.reserve(anyio.current_time())
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    def _bulk_mode(self, now: float) -> bool:
+        return self.policy.bulk and now >= self._bulk_ok_after
+
+    async def _tick(self) -> None:
+        now = anyio.current_time()
+        bulk = self._bulk_mode(now)
+        due = self.planner.take_due(now, fill_to=_PAGE if bulk else 1)
+        unknown = [e for e in due if e.last is None]
+        known = [e for e in due if e.last is not None]
+        async with anyio.create_task_group() as tg:
+            for entry in unknown if bulk else due:
+                tg.start_soon(self._check_one, entry.task_id)
+            if bulk and known:
+                for start in range(0, len(known), _PAGE):
+                    tg.start_soon(self._bulk_check, known[start : start + _PAGE])
+
+    async def _request(self, call: _http.ApiRequest) -> _http.ApiResponse:
+        await self._spend()
+        self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
+        return await self._send_fn(call)
+
+    async def _check_one(self, task_id: str) -> None:
+        """One ``GET /tasks/{id}/creations``."""
+        call = _http.build_get_task(task_id)
+        try:
+            task = _http.read_task(call, await self._request(call), task_id=task_id)
+        except NotFoundError as exc:
+            self._notify(self.planner.error(task_id, exc), None)
+            return
+        except ViduError as exc:
+            logger.debug("poll of %s failed: %s", task_id, exc)
+            self.planner.failed(task_id, anyio.current_time())
+            return
+        self._observe(task)
+
+    async def _bulk_check(self, entries: list[_Entry]) -> None:
+        """Ask the list which of ``entries`` finished; confirm each finish with one GET."""
+        ids = [e.task_id for e in entries]
+        since = min(e.created_at for e in entries) - timedelta(hours=1)
+        rows = await self._list(ids, list(_TERMINAL), since)
+        now = anyio.current_time()
+        if rows is None:
+            for task_id in ids:
+                self.planner.failed(task_id, now)
+            return
+        changed = {row.id: row for row in rows if row.id in set(ids)}
+        intermediate = [
+            e
+            for e in entries
+            if e.task_id not in changed
+            and e.last is not None
+            and e.last.state in (TaskState.CREATED, TaskState.QUEUEING, TaskState.UNKNOWN)
+            and now - e.intermediate_at >= self.policy.intermediate_every
+        ]
+        async with anyio.create_task_group() as tg:
+            for task_id, row in changed.items():
+                if row.raw_state and not row.is_terminal:
+                    # The list ignored the states filter but told the state: take it as it is.
+                    self._observe(row)
+                else:
+                    tg.start_soon(self._confirm, task_id)
+            if intermediate:
+                tg.start_soon(self._intermediate_check, intermediate, since)
+        for entry in entries:
+            if (
+                entry.task_id not in changed
+                and entry.task_id in self.planner
+                and not self._rescheduled(entry)
+            ):
+                self.planner.unchanged(entry.task_id, now)
+
+    @staticmethod
+    def _rescheduled(entry: _Entry) -> bool:
+        return False
+
+    async def _confirm(self, task_id: str) -> None:
+        """The list says ``task_id`` finished: read it whole before telling anyone."""
+        call = _http.build_get_task(task_id)
+        try:
+            task = _http.read_task(call, await self._request(call), task_id=task_id)
+        except NotFoundError as exc:
+            self._notify(self.planner.error(task_id, exc), None)
+            return
+        except ViduError as exc:
+            logger.debug("confirming %s failed: %s", task_id, exc)
+            self.planner.failed(task_id, anyio.current_time())
+            return
+        if not task.is_terminal and self._rows_carry_state is False:
+            self._filter_mismatches += 1
+            if self._filter_mismatches >= 3:
+                self._fall_back("the task list does not honour its states filter")
+        self._observe(task)
+
+    async def _intermediate_check(self, entries: list[_Entry], since: datetime) -> None:
+        """Look for tasks that moved on to ``processing`` (``queueing`` too when rows carry a state)."""
+        now = anyio.current_time()
+        for entry in entries:
+            entry.intermediate_at = now
+        states = ["queueing", "processing"] if self._rows_carry_state else ["processing"]
+        rows = await self._list([e.task_id for e in entries], states, since)
+        if not rows:
+            return
+        wanted = {e.task_id for e in entries}
+        for row in rows:
+            if row.id not in wanted:
+                continue
+            if not row.raw_state:
+                row = attrs.evolve(row, state=TaskState.PROCESSING, raw_state=TaskState.PROCESSING.value)
+            if not row.is_terminal:
+                self._observe(row)
+
+    async def _list(self, ids: list[str], states: list[str], since: datetime) -> list[Task] | None:
+        """One list request for ``ids`` in ``states``; ``None`` when it failed (then maybe fall back)."""
+        call = _http.build_list(task_ids=ids, states=states, created_from=since, page_size=_PAGE)
+        try:
+            rows, _ = _http.read_task_list(call, await self._request(call))
+        except (ResponseValidationError, APIError) as exc:
+            if isinstance(exc, ResponseValidationError) or (
+                exc.status in (400, 404, 405, 501) and exc.reason not in ("TooManyRequests", "QuotaExceeded")
+            ):
+                self._fall_back(f"the task list cannot be used ({exc})")
+            return None
+        except ViduError as exc:
+            logger.debug("list probe failed: %s", exc)
+            return None
+        if rows:
+            self._rows_carry_state = any(row.raw_state for row in rows)
+        return rows
+
+    def _fall_back(self, why: str) -> None:
+        if self._bulk_mode(anyio.current_time()):
+            logger.info("polling one task at a time for %.0f s: %s", self.policy.bulk_retry_after, why)
+        self._bulk_ok_after = anyio.current_time() + self.policy.bulk_retry_after
+        self._filter_mismatches = 0
+
+    # --- delivery ------------------------------------------------------------------------------
+
+    def _observe(self, task: Task) -> None:
+        entry = self.planner.entry(task.id)
+        old = entry.last.state if entry is not None and entry.last is not None else None
+        self._notify(self.planner.observe(task, anyio.current_time()), old)
+
+    def _notify(self, notes: Iterable[tuple[Listener, Update]], old: TaskState | None) -> None:
+        announced: set[str] = set()
+        for listener, update in notes:
+            if isinstance(update, Task) and update.id not in announced:
+                announced.add(update.id)
+                emit(
+                    self._hooks,
+                    StateChangeEvent(
+                        task_id=update.id, old=old, new=update.state, raw_state=update.raw_state
+                    ),
+                )
+            try:
+                listener(update)
+            except Exception:
+                logger.exception("a task listener raised; ignored")

@@ -1,0 +1,351 @@
+"""The ``vidu-async`` command: submit, inspect and cancel tasks, list them, read credits, run the emulator.
+
+Errors print as one line (``error: ...``) and set the exit status; ``--debug`` adds the traceback
+and the SDK's debug log. Uses only the public API.
+
+Exit status: 0 done; 1 the service refused or a task failed; 2 bad input (usage, a request that
+breaks a rule, a missing key); 3 no answer from the service; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import anyio
+
+from . import _convert
+from ._client import ViduClient
+from ._models import Credits, Task, TaskState
+from ._version import __version__
+from .exceptions import (
+    APIError,
+    ConfigurationError,
+    RequestValidationError,
+    TaskFailedError,
+    TransportError,
+    ViduError,
+)
+
+__all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_TRANSPORT: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+
+class CommandError(Exception):
+    """A problem with the command's input, reported as one line with exit status 2."""
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "state": task.raw_state or task.state.value,
+        "err_code": task.err_code,
+        "credits": task.credits,
+        "payload": task.payload,
+        "created_at": task.created_at.isoformat() if task.created_at else None,
+        "creations": [
+            {"id": c.id, "url": c.url, "cover_url": c.cover_url, "watermarked_url": c.watermarked_url}
+            for c in task.creations
+        ],
+    }
+
+
+def _print_task(task: Task, out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_task_json(task)), file=out)
+        return
+    state = task.raw_state or task.state.value
+    line = f"{task.id}  {state}"
+    if task.err_code:
+        line += f"  err_code={task.err_code}"
+    if task.credits is not None:
+        line += f"  credits={task.credits}"
+    print(line, file=out)
+    for creation in task.creations:
+        print(f"  video {creation.id}: {creation.url}", file=out)
+        if creation.cover_url:
+            print(f"  cover {creation.id}: {creation.cover_url}", file=out)
+
+
+def _print_credits(credits: Credits, out: TextIO, *, as_json: bool) -> None:
+    rows = [
+        {
+            "type": r.type,
+            "credit_remain": r.credit_remain,
+            "concurrency_limit": r.concurrency_limit,
+            "current_concurrency": r.current_concurrency,
+            "queue_count": r.queue_count,
+        }
+        for r in credits.remains
+    ]
+    if as_json:
+        print(json.dumps({"remains": rows}), file=out)
+        return
+    for row in rows:
+        print(
+            f"{row['type'] or '-'}: {row['credit_remain']} credits, "
+            f"concurrency {row['current_concurrency']}/{row['concurrency_limit']}, "
+            f"{row['queue_count']} queued",
+            file=out,
+        )
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _client_for(args: argparse.Namespace) -> AsyncIterator[ViduClient]:
+    """A client for the command: the real service, or an in-process emulator with ``--emulator``."""
+    async with AsyncExitStack() as stack:
+        if getattr(args, "emulator", False):
+            from .emulator import Emulator, EmulatorConfig
+
+            emu = await stack.enter_async_context(
+                Emulator(EmulatorConfig(processing_time=args.emulator_processing_time))
+            )
+            client = ViduClient(emu.api_key, base_url=emu.base_url)
+        else:
+            client = ViduClient(args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme)
+        yield await stack.enter_async_context(client)
+
+
+def _read_request_file(path: str) -> dict[str, Any]:
+    source = Path(path)
+    try:
+        text = sys.stdin.read() if path == "-" else source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(body, dict):
+        raise CommandError(f"{path}: expected a JSON object (a reference2video request body)")
+    return body
+
+
+async def _cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
+    body = _read_request_file(args.file)
+    try:
+        request = _convert.request_from_json(body, what=f"request in {args.file}")
+    except RequestValidationError as exc:
+        raise CommandError(str(exc)) from None
+    async with _client_for(args) as client:
+        task = await client.submit(request)
+        _print_task(task, out, as_json=args.json)
+    return EXIT_FAILED if task.state is TaskState.FAILED else EXIT_OK
+
+
+async def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    async with _client_for(args) as client:
+        task = await client.get_task(args.task_id)
+    _print_task(task, out, as_json=args.json)
+    return EXIT_FAILED if task.state is TaskState.FAILED else EXIT_OK
+
+
+async def _cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    async with _client_for(args) as client:
+        await client.cancel(args.task_id)
+    print(json.dumps({"cancelled": args.task_id}) if args.json else f"cancelled {args.task_id}", file=out)
+    return EXIT_OK
+
+
+async def _cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
+    async with _client_for(args) as client:
+        async for task in client.list_tasks(
+            states=args.state or (), task_ids=args.task_id or (), limit=args.limit
+        ):
+            _print_task(task, out, as_json=args.json)
+    return EXIT_OK
+
+
+async def _cmd_credits(args: argparse.Namespace, out: TextIO) -> int:
+    async with _client_for(args) as client:
+        credits = await client.get_credits(show_detail=args.detail)
+    _print_credits(credits, out, as_json=args.json)
+    return EXIT_OK
+
+
+async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from .emulator import Emulator, EmulatorConfig
+
+    config = EmulatorConfig(
+        api_key=args.key,
+        concurrency=args.concurrency,
+        processing_time=args.processing_time,
+        path_prefix=args.prefix,
+    )
+    async with Emulator(config, host=args.host, port=args.port) as emu:
+        print(f"Vidu emulator listening on {emu.base_url}", file=out)
+        print(f"  export VIDU_BASE_URL={emu.base_url} VIDU_API_KEY={emu.api_key}", file=out)
+        print("  (Ctrl-C stops it)", file=out, flush=True)
+        await anyio.sleep_forever()
+    return EXIT_OK  # pragma: no cover - only reached through cancellation
+
+
+_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]]]] = {
+    "submit": _cmd_submit,
+    "status": _cmd_status,
+    "cancel": _cmd_cancel,
+    "tasks": _cmd_tasks,
+    "credits": _cmd_credits,
+    "emulator": _cmd_emulator,
+}
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (public for documentation tools and tests)."""
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group("connection")
+    conn.add_argument("--api-key", help="API key (default: $VIDU_API_KEY)")
+    conn.add_argument("--base-url", help="service root (default: $VIDU_BASE_URL or https://api.vidu.com)")
+    conn.add_argument(
+        "--auth-scheme", choices=("Token", "Bearer"), default="Token", help="Authorization scheme (default: Token)"
+    )
+    conn.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start a local emulator in this process and use it instead of the service (no key needed)",
+    )
+    conn.add_argument(
+        "--emulator-processing-time",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --emulator: how long each task takes (default: 1.0)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and the SDK's debug log")
+
+    parser = argparse.ArgumentParser(
+        prog="vidu-async",
+        description="Generate videos with Vidu's reference2video API, or run a local emulator of it.",
+        epilog="Exit status: 0 done, 1 refused or failed, 2 bad input, 3 no answer from the service, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "submit",
+        parents=[common],
+        help="create a task from a JSON request file",
+        description="Create a reference2video task from a request body in Vidu's JSON shape "
+        "(as in the API docs). The request is validated first; nothing is sent if it breaks a rule.",
+    )
+    p.add_argument("file", help="the request body (JSON); '-' reads standard input")
+
+    p = sub.add_parser("status", parents=[common], help="show a task", description="Show a task's state and videos.")
+    p.add_argument("task_id", help="the task id")
+
+    p = sub.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a task that has not started",
+        description="Cancel a task that is still created or queueing.",
+    )
+    p.add_argument("task_id", help="the task id")
+
+    p = sub.add_parser(
+        "tasks",
+        parents=[common],
+        help="list recent tasks",
+        description="List tasks, newest first (the service's default window is the last 7 days).",
+    )
+    p.add_argument(
+        "--state", action="append", choices=[s.value for s in TaskState if s is not TaskState.UNKNOWN]
+    )
+    p.add_argument("--task-id", action="append", help="only this task (repeatable)")
+    p.add_argument("--limit", type=_positive_int, default=50, help="at most this many tasks (default: 50)")
+
+    p = sub.add_parser(
+        "credits", parents=[common], help="show credits and concurrency", description="Show the account's credits."
+    )
+    p.add_argument("--detail", action="store_true", help="include purchased packages")
+
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Vidu emulator",
+        description="Serve a faithful local emulator of Vidu's ent/v2 API until Ctrl-C.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default: 8000)")
+    p.add_argument("--key", default="vda_emulator_key", help="the API key it accepts (default: vda_emulator_key)")
+    p.add_argument("--concurrency", type=_positive_int, default=5, help="tasks processed at once (default: 5)")
+    p.add_argument(
+        "--processing-time", type=_positive_float, default=5.0, help="seconds per task (default: 5.0)"
+    )
+    p.add_argument("--prefix", default="", help="path prefix, e.g. /vidu, as reseller gateways use")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, CommandError | RequestValidationError | ConfigurationError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, TaskFailedError | APIError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, TransportError):
+        return str(exc), EXIT_TRANSPORT
+    if isinstance(exc, ViduError):
+        return str(exc), EXIT_FAILED
+    return f"{type(exc).__name__}: {exc}", EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    command = _COMMANDS[args.command]
+    try:
+        return anyio.run(command, args, out, backend="asyncio")
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        message, status = _error_line(exc)
+        print(f"error: {message}", file=err)
+        return status
+
