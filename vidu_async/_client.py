@@ -115,8 +115,8 @@ class ViduClient:
         max_in_flight: Batch tasks submitted and not finished at once. ``None`` sizes it from
             ``GET /ent/v2/credits`` (the organization's concurrency plus ``queue_allowance``, so the
             service always has our next task waiting), falling back to 5 plus the allowance.
-        queue_allowance: Tasks kept waiting in Vidu's queue beyond the concurrency (``None``: half the
-            concurrency, at least 2).
+        queue_allowance: Tasks kept waiting in Vidu's queue beyond the concurrency (``None``: the
+            concurrency, at least 2 and at most 10).
         requests_per_second: A fixed request-rate ceiling for every call (``None``: none until the
             service throttles, then adaptive).
         timeouts: Connect, read and per-call limits.
@@ -640,7 +640,9 @@ class ViduClient:
                 self._concurrency = DEFAULT_CONCURRENCY
         allowance = self.queue_allowance
         if allowance is None:
-            allowance = max(2, math.ceil(self._concurrency / 2))
+            # Enough waiting tasks to cover the finishes of one poll interval, so the service never
+            # idles between two of ours; small against large organizations.
+            allowance = max(2, min(self._concurrency, 10))
         return self._concurrency + allowance
 
     def generate_many(

@@ -133,7 +133,9 @@ class PollPolicy:
         max_interval: The longest interval between two checks of one task, seconds.
         age_fraction: The interval as a fraction of the task's age.
         jitter: The fraction of each interval drawn at random, so tasks spread out.
-        requests_per_second: The poll budget: status requests per second, whatever the number of tasks.
+        requests_per_second: The poll budget: status checks per second, whatever the number of tasks
+            (a bulk check covers up to 100 tasks). Each finished task costs one more GET on top, to
+            read it whole; every request also passes the client's request-rate budget.
         bulk: Whether to ask the task list about many tasks at once where the service supports it.
         bulk_retry_after: After the list endpoint failed, how long to poll one task at a time before
             trying it again, seconds.

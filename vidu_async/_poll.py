@@ -53,7 +53,6 @@ class _Entry:
     created_at: datetime
     last: Task | None = None
     state_since: float = 0.0
-    intermediate_at: float = -math.inf
     failures: int = 0
     version: int = 0
     listeners: list[Listener] = attrs.field(factory=list)
@@ -293,6 +292,7 @@ class Poller:
         self._bulk_ok_after = -math.inf
         self._rows_carry_state: bool | None = None
         self._filter_mismatches = 0
+        self._intermediate_at = -math.inf
         self.requests: dict[str, int] = {"list": 0, "get": 0}
 
     # --- registration --------------------------------------------------------------------------
@@ -326,15 +326,24 @@ class Poller:
 
     async def run(self) -> None:
         """Check tasks as they fall due, forever (cancel the enclosing task group to stop)."""
-        self._budget = TokenBucket(self.policy.requests_per_second, now=anyio.current_time(), burst=1.0)
+        rate = self.policy.requests_per_second
+        self._budget = TokenBucket(rate, now=anyio.current_time(), burst=max(1.0, rate / 4))
+        last_bulk_tick = -math.inf
         while True:
             wake = self.planner.next_wake()
             now = anyio.current_time()
+            if wake is not None and self._bulk_mode(now):
+                # One bulk check covers every watched task, so checks are spaced at least
+                # min_interval apart: tasks due in between wait for the next one instead of each
+                # starting a request of its own.
+                wake = max(wake, last_bulk_tick + self.policy.min_interval)
             if wake is None or wake > now:
                 self._wake = anyio.Event()
                 with anyio.move_on_after(math.inf if wake is None else wake - now):
                     await self._wake.wait()
                 continue
+            if self._bulk_mode(now):
+                last_bulk_tick = now
             await self._tick()
 
     async def _spend(self) -> None:
@@ -359,8 +368,12 @@ class Poller:
                 for start in range(0, len(known), _PAGE):
                     tg.start_soon(self._bulk_check, known[start : start + _PAGE])
 
-    async def _request(self, call: _http.ApiRequest) -> _http.ApiResponse:
-        await self._spend()
+    async def _request(self, call: _http.ApiRequest, *, budgeted: bool = True) -> _http.ApiResponse:
+        """Send one status request. Checks spend the poll budget; the one GET confirming a finish does
+        not (there is exactly one per finished task, so the work bounds it), but like every request it
+        passes the client's request-rate budget."""
+        if budgeted:
+            await self._spend()
         self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
         return await self._send_fn(call)
 
@@ -389,14 +402,17 @@ class Poller:
                 self.planner.failed(task_id, now)
             return
         changed = {row.id: row for row in rows if row.id in set(ids)}
-        intermediate = [
-            e
-            for e in entries
-            if e.task_id not in changed
-            and e.last is not None
-            and e.last.state in (TaskState.CREATED, TaskState.QUEUEING, TaskState.UNKNOWN)
-            and now - e.intermediate_at >= self.policy.intermediate_every
-        ]
+        intermediate: list[_Entry] = []
+        if now - self._intermediate_at >= self.policy.intermediate_every:
+            intermediate = [
+                e
+                for e in entries
+                if e.task_id not in changed
+                and e.last is not None
+                and e.last.state in (TaskState.CREATED, TaskState.QUEUEING, TaskState.UNKNOWN)
+            ]
+            if intermediate:
+                self._intermediate_at = now
         async with anyio.create_task_group() as tg:
             for task_id, row in changed.items():
                 if row.raw_state and not row.is_terminal:
@@ -407,22 +423,14 @@ class Poller:
             if intermediate:
                 tg.start_soon(self._intermediate_check, intermediate, since)
         for entry in entries:
-            if (
-                entry.task_id not in changed
-                and entry.task_id in self.planner
-                and not self._rescheduled(entry)
-            ):
+            if entry.task_id not in changed and entry.task_id in self.planner:
                 self.planner.unchanged(entry.task_id, now)
-
-    @staticmethod
-    def _rescheduled(entry: _Entry) -> bool:
-        return False
 
     async def _confirm(self, task_id: str) -> None:
         """The list says ``task_id`` finished: read it whole before telling anyone."""
         call = _http.build_get_task(task_id)
         try:
-            task = _http.read_task(call, await self._request(call), task_id=task_id)
+            task = _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
         except NotFoundError as exc:
             self._notify(self.planner.error(task_id, exc), None)
             return
@@ -438,9 +446,6 @@ class Poller:
 
     async def _intermediate_check(self, entries: list[_Entry], since: datetime) -> None:
         """Look for tasks that moved on to ``processing`` (``queueing`` too when rows carry a state)."""
-        now = anyio.current_time()
-        for entry in entries:
-            entry.intermediate_at = now
         states = ["queueing", "processing"] if self._rows_carry_state else ["processing"]
         rows = await self._list([e.task_id for e in entries], states, since)
         if not rows:

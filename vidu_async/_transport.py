@@ -59,7 +59,9 @@ def map_errors(method: str, path: str) -> Iterator[None]:
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
-        raise ConnectError(f"timed out connecting: {str(exc) or 'no detail'}", method=method, path=path) from exc
+        raise ConnectError(
+            f"timed out connecting: {str(exc) or 'no detail'}", method=method, path=path
+        ) from exc
     except aiohttp.ClientConnectorError as exc:
         raise ConnectError(f"cannot connect: {exc.os_error}", method=method, path=path) from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:

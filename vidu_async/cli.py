@@ -238,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--api-key", help="API key (default: $VIDU_API_KEY)")
     conn.add_argument("--base-url", help="service root (default: $VIDU_BASE_URL or https://api.vidu.com)")
     conn.add_argument(
-        "--auth-scheme", choices=("Token", "Bearer"), default="Token", help="Authorization scheme (default: Token)"
+        "--auth-scheme",
+        choices=("Token", "Bearer"),
+        default="Token",
+        help="Authorization scheme (default: Token)",
     )
     conn.add_argument(
         "--emulator",
@@ -272,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="the request body (JSON); '-' reads standard input")
 
-    p = sub.add_parser("status", parents=[common], help="show a task", description="Show a task's state and videos.")
+    p = sub.add_parser(
+        "status", parents=[common], help="show a task", description="Show a task's state and videos."
+    )
     p.add_argument("task_id", help="the task id")
 
     p = sub.add_parser(
@@ -296,7 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many tasks (default: 50)")
 
     p = sub.add_parser(
-        "credits", parents=[common], help="show credits and concurrency", description="Show the account's credits."
+        "credits",
+        parents=[common],
+        help="show credits and concurrency",
+        description="Show the account's credits.",
     )
     p.add_argument("--detail", action="store_true", help="include purchased packages")
 
@@ -307,8 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default: 8000)")
-    p.add_argument("--key", default="vda_emulator_key", help="the API key it accepts (default: vda_emulator_key)")
-    p.add_argument("--concurrency", type=_positive_int, default=5, help="tasks processed at once (default: 5)")
+    p.add_argument(
+        "--key", default="vda_emulator_key", help="the API key it accepts (default: vda_emulator_key)"
+    )
+    p.add_argument(
+        "--concurrency", type=_positive_int, default=5, help="tasks processed at once (default: 5)"
+    )
     p.add_argument(
         "--processing-time", type=_positive_float, default=5.0, help="seconds per task (default: 5.0)"
     )
@@ -348,4 +360,3 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         message, status = _error_line(exc)
         print(f"error: {message}", file=err)
         return status
-
