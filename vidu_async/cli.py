@@ -10,6 +10,7 @@ breaks a rule, a missing key); 3 no answer from the service; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -32,6 +33,7 @@ from .exceptions import (
     TaskFailedError,
     TransportError,
     ViduError,
+    WaitTimeoutError,
 )
 
 __all__ = ["main"]
@@ -148,6 +150,31 @@ async def _cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     async with _client_for(args) as client:
         task = await client.submit(request)
         _print_task(task, out, as_json=args.json)
+        if args.wait:
+            task = await _follow(client, task, args, out)
+    return EXIT_FAILED if task.state is TaskState.FAILED else EXIT_OK
+
+
+async def _follow(client: ViduClient, task: Task, args: argparse.Namespace, out: TextIO) -> Task:
+    """Print every state change until the task finishes (or the timeout passes)."""
+    last = task
+    try:
+        with anyio.fail_after(args.timeout) if args.timeout else contextlib.nullcontext():
+            async for update in client.watch(task.id, known=task):
+                if update is not task:
+                    _print_task(update, out, as_json=args.json)
+                last = update
+    except TimeoutError:
+        raise WaitTimeoutError(task.id, last) from None
+    return last
+
+
+async def _cmd_wait(args: argparse.Namespace, out: TextIO) -> int:
+    async with _client_for(args) as client:
+        task = await client.get_task(args.task_id)
+        _print_task(task, out, as_json=args.json)
+        if not task.is_terminal:
+            task = await _follow(client, task, args, out)
     return EXIT_FAILED if task.state is TaskState.FAILED else EXIT_OK
 
 
@@ -201,6 +228,7 @@ async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]]]] = {
     "submit": _cmd_submit,
     "status": _cmd_status,
+    "wait": _cmd_wait,
     "cancel": _cmd_cancel,
     "tasks": _cmd_tasks,
     "credits": _cmd_credits,
@@ -274,11 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(as in the API docs). The request is validated first; nothing is sent if it breaks a rule.",
     )
     p.add_argument("file", help="the request body (JSON); '-' reads standard input")
+    p.add_argument("--wait", action="store_true", help="then follow the task until it finishes")
+    p.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="with --wait: give up after this long"
+    )
 
     p = sub.add_parser(
         "status", parents=[common], help="show a task", description="Show a task's state and videos."
     )
     p.add_argument("task_id", help="the task id")
+
+    p = sub.add_parser(
+        "wait",
+        parents=[common],
+        help="follow a task until it finishes",
+        description="Print a task's state changes until it finishes; exit 1 if it failed.",
+    )
+    p.add_argument("task_id", help="the task id")
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="give up after this long")
 
     p = sub.add_parser(
         "cancel",
