@@ -75,6 +75,17 @@ __all__ = [
 class ViduError(Exception):
     """The root of every error raised by vidu-async."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild without calling __init__ (subclasses take other arguments), then restore every
+        # attribute: errors cross process boundaries (pools, pickled batch results) intact.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[ViduError], args: tuple[Any, ...]) -> ViduError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
 
 class ConfigurationError(ViduError, ValueError):
     """The client cannot be configured as asked (no API key, a malformed base URL...)."""
@@ -128,13 +139,6 @@ class RequestValidationError(ViduError, ValueError):
     def fields(self) -> tuple[str, ...]:
         """The fields named by the problems, in order, without repeats."""
         return tuple(dict.fromkeys(p.field for p in self.problems))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_validation_error, (self.problems, self.subject))
-
-
-def _rebuild_validation_error(problems: tuple[Problem, ...], subject: str) -> RequestValidationError:
-    return RequestValidationError(problems, subject=subject)
 
 
 class ResponseValidationError(ViduError):
@@ -237,18 +241,6 @@ class APIError(ViduError):
             text += f" ({', '.join(context)})"
         super().__init__(text)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            _rebuild_api_error,
-            (type(self), self.status, self.reason, self.message, self.trace_id, self.method, self.path),
-        )
-
-
-def _rebuild_api_error(
-    cls: type[APIError], status: int, reason: str, message: str, trace_id: str, method: str, path: str
-) -> APIError:
-    return cls(status, reason, message, trace_id, method=method, path=path)
-
 
 class BadRequestError(APIError):
     """400: a field was refused, a policy was hit, or the task is in the wrong state."""
@@ -322,9 +314,6 @@ class TaskFailedError(ViduError):
         code = task.err_code or "no err_code"
         super().__init__(f"task {task.id} failed: {code}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task,))
-
 
 class WaitTimeoutError(ViduError, TimeoutError):
     """A task was not finished by the caller's deadline. The task itself may still finish.
@@ -339,9 +328,6 @@ class WaitTimeoutError(ViduError, TimeoutError):
         self.last_task = last_task
         state = f" (last state {last_task.raw_state or last_task.state.value})" if last_task else ""
         super().__init__(f"task {task_id} did not finish in time{state}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task_id, self.last_task))
 
 
 class SubmitOutcomeUnknownError(ViduError):
@@ -360,9 +346,6 @@ class SubmitOutcomeUnknownError(ViduError):
             f"the create request's outcome is unknown (payload fingerprint {fingerprint!r}){detail}"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.fingerprint,))
-
 
 class BudgetExceededError(ViduError):
     """A batch item was not submitted because the batch's ``max_credits`` budget was spent.
@@ -377,9 +360,6 @@ class BudgetExceededError(ViduError):
         self.spent = spent
         super().__init__(f"not submitted: the batch has charged {spent} credits of its {budget} budget")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.budget, self.spent))
-
 
 class CallbackVerificationError(ViduError):
     """A callback request failed verification.
@@ -392,9 +372,6 @@ class CallbackVerificationError(ViduError):
     def __init__(self, check: str, message: str) -> None:
         self.check = check
         super().__init__(f"{check}: {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.check, str(self).split(": ", 1)[-1]))
 
 
 class JournalError(ViduError):
@@ -409,13 +386,3 @@ class JournalError(ViduError):
         self.path = path
         where = f" ({path})" if path else ""
         super().__init__(f"{message}{where}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_journal_error, (str(self), self.path))
-
-
-def _rebuild_journal_error(text: str, path: str) -> JournalError:
-    error = JournalError.__new__(JournalError)
-    ViduError.__init__(error, text)
-    error.path = path
-    return error

@@ -49,9 +49,42 @@ async def one_request() -> vidu.Task:
 
 
 async def from_json_body() -> vidu.Task:
-    async with Emulator(EmulatorConfig(concurrency=2)) as emu:
-        async with vidu.ViduClient(emu.api_key, base_url=emu.base_url, auth_scheme="Bearer") as client:
-            return await client.submit({"model": "viduq2", "images": ["https://example.com/a.png"], "prompt": "hi"})
+    async with (
+        Emulator(EmulatorConfig(concurrency=2)) as emu,
+        vidu.ViduClient(emu.api_key, base_url=emu.base_url, auth_scheme="Bearer") as client,
+    ):
+        return await client.submit(
+            {"model": "viduq2", "images": ["https://example.com/a.png"], "prompt": "hi"}
+        )
+
+
+def count(event: vidu.Event) -> None:
+    if isinstance(event, vidu.RequestEvent):
+        print(event.endpoint, event.status)
+    elif isinstance(event, vidu.StateChangeEvent):
+        print(event.task_id, event.new.is_terminal)
+
+
+async def engine(requests: list[vidu.Reference2Video]) -> list[vidu.BatchResult]:
+    poll = attrs.evolve(vidu.DEFAULT_POLL, min_interval=1.0)
+    retry: vidu.RetryPolicy = attrs.evolve(vidu.DEFAULT_RETRY, attempts=3)
+    async with vidu.ViduClient("key", poll=poll, retry=retry, max_in_flight=8, hooks=[count]) as client:
+        task = await client.generate(requests[0], timeout=900, cancel_remote=True)
+        async for update in client.watch(task.id):
+            state: vidu.TaskState = update.state
+            del state
+        done: vidu.Task = await client.wait(task.id, timeout=60.0)
+        del done
+        results: list[vidu.BatchResult] = []
+        async with client.generate_many(requests, max_in_flight=4, fail_fast=False, max_credits=100) as batch:
+            async for result in batch:
+                if result.ok and result.task is not None:
+                    results.append(result)
+                elif result.error is not None:
+                    print(result.index, result.key, result.error)
+        unfinished: list[tuple[int, str, str | None]] = batch.unfinished
+        del unfinished
+        return results
 
 
 def errors(exc: Exception) -> str:
