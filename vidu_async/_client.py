@@ -11,6 +11,7 @@ import secrets
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from ._config import (
     RetryPolicy,
     Timeouts,
 )
+from ._download import Downloader
 from ._events import Hook, RequestEvent, RetryEvent, ThrottleEvent, emit
 from ._limits import RateLimiter
 from ._models import Credits, Reference2Video, Task, TaskState
@@ -169,6 +171,7 @@ class ViduClient:
         self._poller = Poller(self._attempt, poll, hooks=self._hooks, rng=self._rng)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._concurrency: int | None = None
+        self._downloader = Downloader(self._transport, self.get_task)
 
     def __repr__(self) -> str:
         state = " closed" if self._transport.closed else ""
@@ -621,6 +624,47 @@ class ViduClient:
         deadline = _deadline(self._timeout_for(timeout, request.off_peak))
         task, _ = await self._submit(request, deadline=deadline)
         return await self._wait(task.id, deadline=deadline, cancel_remote=cancel_remote, known=task)
+
+    # --- downloads ---------------------------------------------------------------------------
+
+    async def download(
+        self,
+        task: Task | str,
+        dest: str | os.PathLike[str],
+        *,
+        cover: bool = False,
+        watermarked: bool = False,
+    ) -> list[Path]:
+        """Save every video of a finished task into the folder ``dest``.
+
+        Files are named ``{task_id}-{creation_id}.mp4`` (``-cover.jpg``, ``-wm.mp4`` when asked),
+        streamed to a ``.part`` file, checked against Content-Length and renamed into place; a file
+        already there is kept, a ``.part`` is resumed, and an expired link is replaced by a fresh
+        one from the task.
+
+        Args:
+            task: The task (or its id: it is read first).
+            dest: The folder (created if needed).
+            cover: Also save each cover image.
+            watermarked: Also save each watermarked video, when the task has one.
+
+        Returns:
+            The paths, in creation order.
+
+        Raises:
+            TaskFailedError: the task failed (there is nothing to save).
+            ValueError: the task has not finished.
+            DownloadError: a file could not be saved whole.
+        """
+        if isinstance(task, str):
+            task = await self.get_task(task)
+        if task.state is TaskState.FAILED:
+            raise TaskFailedError(task)
+        if task.state is not TaskState.SUCCESS:
+            raise ValueError(
+                f"task {task.id} is {task.raw_state or task.state.value}: nothing to download yet"
+            )
+        return await self._downloader.download(task, dest, cover=cover, watermarked=watermarked)
 
     # --- batches -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@
     ├── WaitTimeoutError (TimeoutError)       a task was not finished by the caller's deadline
     ├── SubmitOutcomeUnknownError             a create may or may not have been billed
     ├── BudgetExceededError                   a batch item not submitted: ``max_credits`` was spent
+    ├── DownloadError                         a video could not be saved whole
     ├── CallbackVerificationError             a callback failed its signature checks
     └── JournalError                          a batch journal cannot be used (corrupt, locked, other input)
 
@@ -53,6 +54,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
+    "DownloadError",
     "InsufficientCreditsError",
     "JournalError",
     "NotFoundError",
@@ -359,6 +361,11 @@ class BudgetExceededError(ViduError):
         self.budget = budget
         self.spent = spent
         super().__init__(f"not submitted: the batch has charged {spent} credits of its {budget} budget")
+
+
+class DownloadError(ViduError):
+    """A video could not be saved whole (wrong size, a link that stays refused, an unwritable folder).
+    A partial file is kept beside the destination as ``<name>.part`` and resumed next time."""
 
 
 class CallbackVerificationError(ViduError):
