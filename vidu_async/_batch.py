@@ -319,7 +319,10 @@ class Batch:
             heapq.heappush(self._deadlines, (item.deadline, item.index, item))
             self._deadline_wake.set()
         item.listener = self._listener_for(item)
-        client._poller.watch(task.id, item.listener, known=task, off_peak=bool(item.request.off_peak))
+        callback = item.request.callback_url is not None or client.callback_url is not None
+        client._poller.watch(
+            task.id, item.listener, known=task, off_peak=bool(item.request.off_peak), callback=callback
+        )
 
     async def _slot_freed(self) -> None:
         """Wait out a 429 QuotaExceeded: until one of our tasks ends, or, with none of ours

@@ -10,6 +10,7 @@ import random
 import secrets
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 import attrs
+from aiohttp import web
 
 from . import _convert, _http, _media, _retry
 from ._batch import Batch, BatchInput
@@ -37,6 +39,7 @@ from ._limits import RateLimiter
 from ._models import Credits, Reference2Video, Task, TaskState
 from ._poll import Poller
 from ._transport import Secret, Transport
+from .callbacks import CallbackReceiver
 from .exceptions import (
     APIError,
     ClientNotOpenError,
@@ -86,6 +89,11 @@ def _resolve_key(api_key: str | None) -> str:
     return key
 
 
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def new_fingerprint() -> str:
     """A fresh fingerprint for a create's ``payload``."""
     return FINGERPRINT_PREFIX + secrets.token_hex(12)
@@ -126,6 +134,10 @@ class ViduClient:
         poll: How the poll scheduler checks on tasks.
         session: An ``aiohttp.ClientSession`` of yours to send through; the client does not close it.
         hooks: Callables receiving typed events (requests, retries, throttling, state changes).
+        callback_url: Your public URL for Vidu's callbacks, sent with every create that has none.
+            Tasks then complete by callback (verified, confirmed with one GET) and are polled only
+            at ``PollPolicy.callback_interval`` as a safety net. Receive them with
+            :meth:`serve_callbacks`, or verify them in your own server and pass them to :meth:`notify`.
 
     Raises:
         ConfigurationError: no API key, an unknown auth scheme or a malformed base URL.
@@ -145,6 +157,7 @@ class ViduClient:
         poll: PollPolicy = DEFAULT_POLL,
         session: aiohttp.ClientSession | None = None,
         hooks: Sequence[Hook] = (),
+        callback_url: str | None = None,
     ) -> None:
         if auth_scheme not in _AUTH_SCHEMES:
             raise ConfigurationError(f"auth_scheme must be 'Token' or 'Bearer', got {auth_scheme!r}")
@@ -159,12 +172,16 @@ class ViduClient:
         self.poll: Final = poll
         self.max_in_flight: Final = max_in_flight
         self.queue_allowance: Final = queue_allowance
+        if callback_url is not None and not _is_http_url(callback_url):
+            raise ConfigurationError(f"callback_url must be an http(s) URL, got {callback_url!r}")
+        self.callback_url: Final = callback_url
         self._hooks: tuple[Hook, ...] = tuple(hooks)
         self._rng = random.Random()
         self._limiter = RateLimiter(requests_per_second)
+        self._key = Secret(_resolve_key(api_key))
         self._transport = Transport(
             base_url=self.base_url,
-            authorization=Secret(f"{auth_scheme} {_resolve_key(api_key)}"),
+            authorization=Secret(f"{auth_scheme} {self._key.reveal()}"),
             timeouts=timeouts,
             session=session,
         )
@@ -365,9 +382,13 @@ class ViduClient:
         """Submit with retries and reconciliation; returns the task and the attempts it took."""
         if not isinstance(request, Reference2Video):
             request = _convert.request_from_json(request)
-        stamp = None if request.payload else (fingerprint or new_fingerprint())
-        payload = request.payload or stamp
-        body = await _media.prepare_body(request, payload=stamp)
+        overrides: dict[str, str] = {}
+        if not request.payload:
+            overrides["payload"] = fingerprint or new_fingerprint()
+        if request.callback_url is None and self.callback_url is not None:
+            overrides["callback_url"] = self.callback_url
+        payload = request.payload or overrides["payload"]
+        body = await _media.prepare_body(request, overrides=overrides)
         call = _http.build_create(body)
         since = datetime.now(UTC) - timedelta(minutes=2)  # generous for clock skew with the service
         attempts = 0
@@ -524,7 +545,12 @@ class ViduClient:
             ClientNotOpenError: outside ``async with ViduClient()``.
         """
         poller = self._require_open()
-        subscription = poller.subscribe(task_id, known=known, off_peak=bool(known and known.off_peak))
+        subscription = poller.subscribe(
+            task_id,
+            known=known,
+            off_peak=bool(known and known.off_peak),
+            callback=self.callback_url is not None,
+        )
         try:
             async for update in subscription.updates:
                 if isinstance(update, ViduError):
@@ -564,10 +590,23 @@ class ViduClient:
         deadline = _deadline(limit)
         return await self._wait(task_id, deadline=deadline, cancel_remote=cancel_remote, known=known)
 
-    async def _wait(self, task_id: str, *, deadline: float, cancel_remote: bool, known: Task | None) -> Task:
+    async def _wait(
+        self,
+        task_id: str,
+        *,
+        deadline: float,
+        cancel_remote: bool,
+        known: Task | None,
+        callback: bool | None = None,
+    ) -> Task:
         poller = self._require_open()
         last = known
-        subscription = poller.subscribe(task_id, known=known, off_peak=bool(known and known.off_peak))
+        subscription = poller.subscribe(
+            task_id,
+            known=known,
+            off_peak=bool(known and known.off_peak),
+            callback=self.callback_url is not None if callback is None else callback,
+        )
         try:
             with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
                 async for update in subscription.updates:
@@ -623,7 +662,58 @@ class ViduClient:
             request = _convert.request_from_json(request)
         deadline = _deadline(self._timeout_for(timeout, request.off_peak))
         task, _ = await self._submit(request, deadline=deadline)
-        return await self._wait(task.id, deadline=deadline, cancel_remote=cancel_remote, known=task)
+        callback = request.callback_url is not None or self.callback_url is not None
+        return await self._wait(
+            task.id, deadline=deadline, cancel_remote=cancel_remote, known=task, callback=callback
+        )
+
+    # --- callbacks ---------------------------------------------------------------------------
+
+    def notify(self, task: Task) -> None:
+        """Tell the client that a verified callback reported ``task``.
+
+        The body is a hint (Vidu does not sign it): a finished task is read with one GET before any
+        watcher hears of it; unfinished states are ignored. Use it from your own web server after
+        :func:`vidu_async.callbacks.verify_request`; :meth:`serve_callbacks` does it for you.
+        """
+        self._poller.hint(task)
+
+    @asynccontextmanager
+    async def serve_callbacks(
+        self, host: str = "0.0.0.0", port: int = 8080, path: str | None = None
+    ) -> AsyncIterator[CallbackReceiver]:
+        """Receive Vidu's callbacks for this client on ``host:port`` while the block runs.
+
+        Each callback is verified against the client's key and ``callback_url`` (the registered URL,
+        not the Host it arrived with), de-duplicated, answered at once, and handed to :meth:`notify`.
+
+        Args:
+            host: The interface to listen on.
+            port: The port (the one your public ``callback_url`` reaches).
+            path: The route; defaults to the path of ``callback_url``.
+
+        Yields:
+            The receiver (its ``stats`` count accepted, duplicate and rejected callbacks).
+
+        Raises:
+            ConfigurationError: the client has no ``callback_url``.
+        """
+        if self.callback_url is None:
+            raise ConfigurationError("serve_callbacks needs ViduClient(callback_url=...): the URL Vidu calls")
+        receiver = CallbackReceiver(
+            api_key=self._key.reveal(), callback_url=self.callback_url, on_update=self.notify
+        )
+        app = web.Application()
+        receiver.setup(app, path=path)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            logger.info("receiving callbacks on %s:%d", host, port)
+            yield receiver
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
 
     # --- downloads ---------------------------------------------------------------------------
 

@@ -145,6 +145,8 @@ class PollPolicy:
         off_peak_timeout: The default deadline of off-peak tasks (Vidu runs them within 48 h).
         off_peak_min_interval: The shortest interval for off-peak tasks, seconds.
         off_peak_max_interval: The longest interval for off-peak tasks, seconds.
+        callback_interval: The safety-net interval for tasks whose updates come by callback: they
+            are polled only this often, in case a callback is lost, seconds.
     """
 
     first_check: float = attrs.field(default=0.25, validator=_positive)
@@ -160,6 +162,7 @@ class PollPolicy:
     off_peak_timeout: float = attrs.field(default=48 * 3600.0, validator=_positive)
     off_peak_min_interval: float = attrs.field(default=30.0, validator=_positive)
     off_peak_max_interval: float = attrs.field(default=600.0, validator=_positive)
+    callback_interval: float = attrs.field(default=60.0, validator=_positive)
 
 
 #: The poll policy a client uses unless told otherwise.

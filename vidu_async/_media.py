@@ -7,6 +7,7 @@ encode, so the event loop never waits on a disk or on base64 of a 20 MB file.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -23,28 +24,28 @@ __all__ = ["encode_body", "prepare_body"]
 _INLINE_LIMIT: Final = 256 * 1024
 
 
-async def prepare_body(request: Reference2Video, *, payload: str | None = None) -> bytes:
+async def prepare_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:
     """The encoded JSON body for ``request``, with local files read and encoded off the event loop.
 
     Args:
         request: The request.
-        payload: A ``payload`` to send instead of the request's (the SDK's fingerprint).
+        overrides: Fields to send instead of the request's (the SDK's fingerprint in ``payload``,
+            the client's ``callback_url``).
 
     Raises:
         RequestValidationError: a file cannot be read, is not a usable image or video, is too large,
             or the whole body is over 20 MB. Nothing has been sent.
     """
     if not request.local_media() and _validate.estimated_body_size(request) < _INLINE_LIMIT:
-        return encode_body(request, payload=payload)
-    return await anyio.to_thread.run_sync(lambda: encode_body(request, payload=payload))
+        return encode_body(request, overrides=overrides)
+    return await anyio.to_thread.run_sync(lambda: encode_body(request, overrides=overrides))
 
 
-def encode_body(request: Reference2Video, *, payload: str | None = None) -> bytes:
+def encode_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:
     """Blocking: read and check every local file, encode the body, check its size."""
     resolved = _resolve(request)
     data = _convert.request_to_json(resolved)
-    if payload is not None:
-        data["payload"] = payload
+    data.update(overrides or {})
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     if len(body) > _rules.MAX_BODY_BYTES:
         size = len(body) / (1024 * 1024)

@@ -55,6 +55,8 @@ class _Entry:
     state_since: float = 0.0
     failures: int = 0
     version: int = 0
+    callback: bool = False
+    hinted: bool = False
     listeners: list[Listener] = attrs.field(factory=list)
 
 
@@ -87,8 +89,11 @@ class PollPlanner:
         *,
         known: Task | None = None,
         off_peak: bool = False,
+        callback: bool = False,
     ) -> list[tuple[Listener, Update]]:
         """Watch ``task_id`` for ``listener``; returns what to tell listeners right away.
+
+        A ``callback`` task gets its updates pushed, so it is polled only at the safety-net interval.
 
         A new listener hears the last known state at once (so every watch starts with the task as it
         is); a task already watched keeps its schedule.
@@ -103,6 +108,7 @@ class PollPlanner:
                 off_peak=off_peak,
                 created_at=created,
                 state_since=now,
+                callback=callback,
             )
             self._entries[task_id] = entry
             if known is not None:
@@ -136,13 +142,19 @@ class PollPlanner:
     # --- timing -------------------------------------------------------------------------------
 
     def _first_interval(self, entry: _Entry) -> float:
+        if entry.callback:
+            return self.policy.callback_interval
         if entry.off_peak:
             return self.policy.off_peak_min_interval
         return self.policy.first_check
 
     def interval(self, entry: _Entry, now: float) -> float:
         """The un-jittered interval before the next check: a fraction of the task's age, bounded."""
-        if entry.off_peak:
+        if entry.callback:
+            low = high = max(
+                self.policy.callback_interval, self.policy.off_peak_min_interval if entry.off_peak else 0
+            )
+        elif entry.off_peak:
             low, high = self.policy.off_peak_min_interval, self.policy.off_peak_max_interval
         else:
             low, high = self.policy.min_interval, self.policy.max_interval
@@ -205,6 +217,7 @@ class PollPlanner:
         if entry is None:
             return []
         entry.failures = 0
+        entry.hinted = False
         previous = entry.last
         changed = previous is None or previous.raw_state != task.raw_state or previous.state is not task.state
         entry.last = task
@@ -217,6 +230,12 @@ class PollPlanner:
         else:
             self._schedule(entry, now + self._jittered(self.interval(entry, now)))
         return out
+
+    def reschedule(self, task_id: str, when: float) -> None:
+        """Check ``task_id`` at ``when`` instead."""
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            self._schedule(entry, when)
 
     def unchanged(self, task_id: str, now: float) -> None:
         """A check found no change: schedule the next one."""
@@ -298,17 +317,26 @@ class Poller:
     # --- registration --------------------------------------------------------------------------
 
     def watch(
-        self, task_id: str, listener: Listener, *, known: Task | None = None, off_peak: bool = False
+        self,
+        task_id: str,
+        listener: Listener,
+        *,
+        known: Task | None = None,
+        off_peak: bool = False,
+        callback: bool = False,
     ) -> None:
         """Start telling ``listener`` about ``task_id`` (it hears the known state at once)."""
         now = anyio.current_time()
-        self._notify(self.planner.add(task_id, listener, now, known=known, off_peak=off_peak), None)
+        notes = self.planner.add(task_id, listener, now, known=known, off_peak=off_peak, callback=callback)
+        self._notify(notes, None)
         self._wake.set()
 
-    def subscribe(self, task_id: str, *, known: Task | None = None, off_peak: bool = False) -> Subscription:
+    def subscribe(
+        self, task_id: str, *, known: Task | None = None, off_peak: bool = False, callback: bool = False
+    ) -> Subscription:
         """A :class:`Subscription` (stream) for ``task_id``."""
         subscription = Subscription(self, task_id)
-        self.watch(task_id, subscription.deliver, known=known, off_peak=off_peak)
+        self.watch(task_id, subscription.deliver, known=known, off_peak=off_peak, callback=callback)
         return subscription
 
     def unwatch(self, task_id: str, listener: Listener) -> None:
@@ -316,11 +344,17 @@ class Poller:
         self.planner.remove_listener(task_id, listener)
 
     def hint(self, task: Task) -> None:
-        """Something (a callback) says ``task`` changed: check it at once."""
+        """A callback says ``task`` finished: read it with one GET before anyone hears of it.
+
+        The body is not signed, so it is only a hint; hints of unfinished states change nothing
+        (each would cost a request, and the finish brings the task whole).
+        """
         entry = self.planner.entry(task.id)
-        if entry is not None and (entry.last is None or entry.last.raw_state != task.raw_state):
-            self.planner._schedule(entry, anyio.current_time())
-            self._wake.set()
+        if entry is None or not task.is_terminal or entry.hinted:
+            return
+        entry.hinted = True
+        self.planner.reschedule(task.id, anyio.current_time())
+        self._wake.set()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -359,8 +393,9 @@ class Poller:
         now = anyio.current_time()
         bulk = self._bulk_mode(now)
         due = self.planner.take_due(now, fill_to=_PAGE if bulk else 1)
-        unknown = [e for e in due if e.last is None]
-        known = [e for e in due if e.last is not None]
+        # Never seen, or a callback said it finished: one GET each. The rest: one list per 100.
+        unknown = [e for e in due if e.last is None or e.hinted]
+        known = [e for e in due if e.last is not None and not e.hinted]
         async with anyio.create_task_group() as tg:
             for entry in unknown if bulk else due:
                 tg.start_soon(self._check_one, entry.task_id)
