@@ -10,12 +10,15 @@ until its result is handed to the consumer, so memory stays flat however large t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
 import logging
 import math
-from collections.abc import AsyncIterable, Iterable, Mapping
+import os
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
@@ -26,12 +29,15 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _convert, _retry
+from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Reference2Video, Task, TaskState
 from ._poll import Listener, Update
 from .exceptions import (
     BudgetExceededError,
+    JournalError,
     Problem,
     RequestValidationError,
+    SubmitOutcomeUnknownError,
     TaskFailedError,
     ViduError,
     WaitTimeoutError,
@@ -40,7 +46,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from ._client import ViduClient
 
-__all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "request_key"]
+__all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "JournalLike", "request_hash", "request_key"]
 
 logger: Final = logging.getLogger("vidu_async")
 
@@ -48,8 +54,13 @@ logger: Final = logging.getLogger("vidu_async")
 BatchItem: TypeAlias = Reference2Video | Mapping[str, Any] | tuple[str, Reference2Video | Mapping[str, Any]]
 BatchInput: TypeAlias = Iterable[BatchItem] | AsyncIterable[BatchItem]
 
+#: A journal, or the path of a SQLite journal the batch opens for its duration.
+JournalLike: TypeAlias = Journal | str | os.PathLike[str]
+
 #: Concurrent create calls of one batch (creates are quick; the in-flight limit is the real bound).
 _SUBMITTERS: Final = 16
+#: Concurrent downloads of one batch.
+_DOWNLOADERS: Final = 4
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +76,8 @@ class BatchResult:
             ``RequestValidationError``, ``BudgetExceededError``, an ``APIError``...; ``None`` on success.
         attempts: Create attempts made.
         elapsed: Seconds from submission to the result.
+        files: The saved videos, with ``download_to``.
+        resumed: Whether the result comes from the journal of an earlier run.
     """
 
     index: int
@@ -74,6 +87,8 @@ class BatchResult:
     error: ViduError | None = None
     attempts: int = 0
     elapsed: float = 0.0
+    files: tuple[Path, ...] = ()
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -95,10 +110,18 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _canonical_json(value: Any) -> str:
+    return json.dumps(_canonical(value), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def request_hash(request: Reference2Video) -> str:
+    """A hash of the request's content (files by path, bytes by their own hash)."""
+    return hashlib.sha256(_canonical_json(request).encode()).hexdigest()
+
+
 def request_key(request: Reference2Video, index: int) -> str:
     """A stable key for an unnamed item: a hash of the request and its position."""
-    text = json.dumps([index, _canonical(request)], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{index}:{_canonical_json(request)}".encode()).hexdigest()[:24]
 
 
 @attrs.define(eq=False)
@@ -114,10 +137,18 @@ class _Item:
     invalid: ViduError | None = None
     charged: int = 0
     listener: Listener | None = None
+    fingerprint: str | None = None
+    entry: JournalEntry | None = None
 
 
 class Batch:
     """A running batch: ``async with`` it, then ``async for`` its results.
+
+    With a journal, every item's intent is durable before its create is sent, its task id and
+    result follow, and a re-run of the same input skips finished items (yielding their stored
+    results), re-attaches to running ones, reconciles intents that never got a task id, and
+    submits the rest. With ``download_to``, a successful item's videos are saved before its result
+    is yielded (and recorded).
 
     After the block, :attr:`unfinished` lists the items that were still running when it was left
     (their tasks go on at Vidu; nothing here cancels them remotely).
@@ -132,6 +163,9 @@ class Batch:
         fail_fast: bool,
         timeout: float | None,
         max_credits: int | None,
+        journal: JournalLike | None = None,
+        input_id: str | None = None,
+        download_to: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
@@ -141,10 +175,18 @@ class Batch:
         self._fail_fast = fail_fast
         self._timeout = timeout
         self._max_credits = max_credits
+        self._journal_arg = journal
+        self._input_id = input_id
+        self._download_to = Path(download_to) if download_to is not None else None
+        self.journal: Journal | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._entries: dict[str, JournalEntry] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self._work = anyio.CancelScope()
         self._slots: anyio.CapacityLimiter | None = None
         self._send: MemoryObjectSendStream[BatchResult] | None = None
         self._receive: MemoryObjectReceiveStream[BatchResult] | None = None
+        self._downloads: MemoryObjectSendStream[BatchResult] | None = None
         self._holders: dict[int, _Item] = {}
         self._running: dict[int, _Item] = {}
         self._feeding = True
@@ -156,25 +198,61 @@ class Batch:
         self.credits = 0
         #: Items read from the input so far.
         self.read = 0
+        #: Items whose stored result was yielded, re-attached, or reconciled from an earlier run.
+        self.resumed = 0
         #: Items that were still running when the block was left: ``(index, key, task id or None)``.
         self.unfinished: list[tuple[int, str, str | None]] = []
 
     # --- context -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self.limit = self._max_in_flight or await self._client.in_flight_limit()
+        try:
+            await self._open_journal()
+            self.limit = self._max_in_flight or await self._client.in_flight_limit()
+        except BaseException:
+            await self._stack.aclose()
+            raise
         self._slots = anyio.CapacityLimiter(self.limit)
         self._send, self._receive = anyio.create_memory_object_stream[BatchResult](self.limit)
         group = anyio.create_task_group()
         await group.__aenter__()
         self._group = group
-        submit_send, submit_receive = anyio.create_memory_object_stream[_Item](0)
-        group.start_soon(self._feed, submit_send, name="vidu_async batch feeder")
-        for _ in range(min(_SUBMITTERS, self.limit)):
-            group.start_soon(self._submitter, submit_receive.clone(), name="vidu_async batch submitter")
-        submit_receive.close()
-        group.start_soon(self._keep_deadlines, name="vidu_async batch deadlines")
+        group.start_soon(self._run, name="vidu_async batch")
         return self
+
+    async def _run(self) -> None:
+        """All the batch's work, under its own cancel scope: stopping the work (fail_fast, leaving
+        the block) cancels this scope, never the consumer's code around the ``async for``."""
+        with self._work:
+            async with anyio.create_task_group() as tg:
+                submit_send, submit_receive = anyio.create_memory_object_stream[_Item](0)
+                tg.start_soon(self._feed, submit_send, name="vidu_async batch feeder")
+                for _ in range(min(_SUBMITTERS, self.limit)):
+                    tg.start_soon(self._submitter, submit_receive.clone(), name="vidu_async batch submitter")
+                submit_receive.close()
+                if self._download_to is not None:
+                    # Unbounded, but only items holding an in-flight slot are ever in it.
+                    downloads, download_receive = anyio.create_memory_object_stream[BatchResult](math.inf)
+                    self._downloads = downloads
+                    for _ in range(_DOWNLOADERS):
+                        tg.start_soon(
+                            self._downloader, download_receive.clone(), name="vidu_async batch downloads"
+                        )
+                    download_receive.close()
+                tg.start_soon(self._keep_deadlines, name="vidu_async batch deadlines")
+
+    async def _open_journal(self) -> None:
+        given = self._journal_arg
+        if given is None:
+            return
+        if isinstance(given, str | os.PathLike):
+            journal: Journal = await self._stack.enter_async_context(SQLiteJournal(given))
+        else:
+            journal = given
+        if self._input_id is not None:
+            await journal.open_input(self._input_id)
+        self._entries = await journal.entries()
+        self.journal = journal
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -182,11 +260,12 @@ class Batch:
         group, self._group = self._group, None
         if group is None:
             return None
-        group.cancel_scope.cancel()
+        self._work.cancel()
         try:
             return await group.__aexit__(exc_type, exc, tb)
         finally:
             self._leave()
+            await self._stack.aclose()  # the journal shields its own final flush
 
     def _leave(self) -> None:
         for item in self._running.values():
@@ -204,10 +283,9 @@ class Batch:
                 ids,
             )
         self._running.clear()
-        if self._send is not None:
-            self._send.close()
-        if self._receive is not None:
-            self._receive.close()
+        for stream in (self._send, self._receive, self._downloads):
+            if stream is not None:
+                stream.close()
 
     # --- results -------------------------------------------------------------------------------
 
@@ -226,9 +304,9 @@ class Batch:
             self._slots.release_on_behalf_of(holder)
         return result
 
-    # --- feeding and submitting ---------------------------------------------------------------
+    # --- feeding -------------------------------------------------------------------------------
 
-    async def _items(self) -> AsyncIterable[BatchItem]:
+    async def _items(self) -> AsyncGenerator[BatchItem, None]:
         source = self._requests
         if isinstance(source, AsyncIterable):
             async for item in source:
@@ -272,17 +350,20 @@ class Batch:
 
     async def _feed(self, submit: MemoryObjectSendStream[_Item]) -> None:
         assert self._slots is not None
-        async with submit:
+        async with submit, contextlib.aclosing(self._items()) as items:
             index = 0
-            async for raw in self._items():
+            async for raw in items:
                 item = self._read_item(index, raw)
                 index += 1
                 self.read = index
+                entry = self._entries.pop(item.key, None)
                 await self._slots.acquire_on_behalf_of(item)
                 self._holders[item.index] = item
                 self._running[item.index] = item
                 if item.invalid is not None:
                     self._finish(item, error=item.invalid)
+                elif entry is not None and self._resume(item, entry):
+                    self.resumed += 1
                 elif self._max_credits is not None and self.credits >= self._max_credits:
                     self._finish(item, error=BudgetExceededError(self._max_credits, self.credits))
                 else:
@@ -290,38 +371,124 @@ class Batch:
         self._feeding = False
         self._maybe_close()
 
+    def _resume(self, item: _Item, entry: JournalEntry) -> bool:
+        """Pick up an item an earlier run journaled; False when it must be submitted as new."""
+        assert item.request is not None
+        if entry.request_hash and entry.request_hash != request_hash(item.request):
+            raise JournalError(
+                f"item {item.key!r} (line/index {item.index}) differs from the request this journal recorded "
+                "for that key: the journal belongs to another input"
+            )
+        stored = _convert.structure_task(entry.task, task_id=entry.task_id) if entry.task else None
+        if entry.finished and stored is not None and stored.is_terminal:
+            item.task, item.attempts = stored, entry.attempts
+            self._send_result(
+                item,
+                self._result(item, stored, None, files=tuple(Path(f) for f in entry.files), resumed=True),
+            )
+            return True
+        item.fingerprint = entry.fingerprint or None
+        item.attempts = entry.attempts
+        item.entry = entry
+        if entry.task_id:
+            self._start_clock(item)
+            self._watch(item, stored or Task(id=entry.task_id), known=stored is not None)
+            return True
+        return False  # an intent without a task id: the submitter reconciles it first
+
+    # --- submitting ----------------------------------------------------------------------------
+
     async def _submitter(self, queue: MemoryObjectReceiveStream[_Item]) -> None:
         async with queue:
             async for item in queue:
                 await self._submit(item)
 
+    def _start_clock(self, item: _Item) -> None:
+        assert item.request is not None
+        item.started = anyio.current_time()
+        timeout = self._client._timeout_for(self._timeout, item.request.off_peak)
+        item.deadline = item.started + timeout if timeout is not None else math.inf
+
     async def _submit(self, item: _Item) -> None:
         assert item.request is not None
         client = self._client
-        item.started = anyio.current_time()
-        timeout = client._timeout_for(self._timeout, item.request.off_peak)
-        item.deadline = item.started + timeout if timeout is not None else math.inf
+        self._start_clock(item)
         try:
-            task, item.attempts = await client._submit(
-                item.request, deadline=item.deadline, on_quota=self._slot_freed
+            if item.entry is not None and item.fingerprint:
+                adopted = await self._reconcile(item)
+                if adopted is not None:
+                    self._submitted(item, adopted)
+                    return
+            await self._record_intent(item)
+            task, attempts = await client._submit(
+                item.request, deadline=item.deadline, fingerprint=item.fingerprint, on_quota=self._slot_freed
             )
+        except JournalError:
+            raise  # the journal cannot be trusted any more: stop the batch
         except ViduError as exc:
-            item.attempts = getattr(exc, "attempts", 1)
+            item.attempts += getattr(exc, "attempts", 1)
             self._finish(item, error=exc)
             return
+        item.attempts += attempts
+        self._submitted(item, task)
+
+    async def _record_intent(self, item: _Item) -> None:
+        assert item.request is not None
+        if self.journal is None:
+            return
+        if item.fingerprint is None:
+            item.fingerprint = item.request.payload or _retry.new_fingerprint()
+        await self.journal.record_intent(
+            key=item.key,
+            index=item.index,
+            request=_canonical(item.request),
+            request_hash=request_hash(item.request),
+            fingerprint=item.fingerprint,
+        )
+
+    async def _reconcile(self, item: _Item) -> Task | None:
+        """An intent journaled without a task id: did its create make a task? Adopt it, or
+        (proven absent) return ``None`` to submit again; undecidable raises."""
+        assert item.request is not None
+        assert item.fingerprint is not None
+        assert item.entry is not None
+        since = datetime.fromtimestamp(item.entry.created_at or 0, UTC) - timedelta(minutes=10)
+        found = await self._client._find_by_payload(item.fingerprint, item.request, since, item.deadline)
+        if isinstance(found, Task):
+            logger.info("item %r: adopted task %s from an earlier run", item.key, found.id)
+            return found
+        if found is None:
+            raise SubmitOutcomeUnknownError(
+                item.fingerprint,
+                "an earlier run sent this create and the task list cannot tell if it made a task",
+            )
+        return None
+
+    def _submitted(self, item: _Item, task: Task) -> None:
         item.task = task
+        if self.journal is not None:
+            self.journal.record_submitted(item.key, task.id, task.credits)
         item.charged = task.credits or 0
         self.credits += item.charged
         if task.is_terminal:
             self._finish(item, task=task)
-            return
+        else:
+            self._watch(item, task, known=True)
+
+    def _watch(self, item: _Item, task: Task, *, known: bool) -> None:
+        assert item.request is not None
+        item.task = task
         if math.isfinite(item.deadline):
             heapq.heappush(self._deadlines, (item.deadline, item.index, item))
             self._deadline_wake.set()
         item.listener = self._listener_for(item)
-        callback = item.request.callback_url is not None or client.callback_url is not None
-        client._poller.watch(
-            task.id, item.listener, known=task, off_peak=bool(item.request.off_peak), callback=callback
+        callback = item.request.callback_url is not None or self._client.callback_url is not None
+        self._client._poller.watch(
+            task.id,
+            item.listener,
+            known=task if known else None,
+            off_peak=bool(item.request.off_peak),
+            callback=callback,
         )
 
     async def _slot_freed(self) -> None:
@@ -345,40 +512,98 @@ class Batch:
 
         return listener
 
-    def _finish(self, item: _Item, *, task: Task | None = None, error: ViduError | None = None) -> None:
-        if item.done:
-            return
-        item.done = True
-        self._running.pop(item.index, None)
-        task = task or item.task
-        if item.listener is not None and task is not None and not task.is_terminal:
-            self._client._poller.unwatch(task.id, item.listener)
-        if task is not None and task.is_terminal and task.credits is not None:
-            self.credits += task.credits - item.charged  # a failed task is refunded
-            item.charged = task.credits
+    def _result(
+        self,
+        item: _Item,
+        task: Task | None,
+        error: ViduError | None,
+        *,
+        files: tuple[Path, ...] = (),
+        resumed: bool = False,
+    ) -> BatchResult:
         if error is None and task is not None and task.state is TaskState.FAILED:
             error = TaskFailedError(task)
-        elapsed = anyio.current_time() - item.started if item.started else 0.0
-        result = BatchResult(
+        return BatchResult(
             index=item.index,
             key=item.key,
             request=item.request,
             task=task,
             error=error,
             attempts=item.attempts,
-            elapsed=elapsed,
+            elapsed=anyio.current_time() - item.started if item.started else 0.0,
+            files=files,
+            resumed=resumed,
         )
+
+    def _finish(self, item: _Item, *, task: Task | None = None, error: ViduError | None = None) -> None:
+        """The item's task ended (or it failed without one): download if asked, then deliver."""
+        if item.done:
+            return
+        item.done = True
+        task = task or item.task
+        if item.listener is not None and task is not None and not task.is_terminal:
+            self._client._poller.unwatch(task.id, item.listener)
+        if task is not None and task.is_terminal and task.credits is not None:
+            self.credits += task.credits - item.charged  # a failed task is refunded
+            item.charged = task.credits
+        result = self._result(item, task, error)
+        self._ended.set()
+        self._ended = anyio.Event()
+        if result.ok and self._downloads is not None:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._downloads.send_nowait(result)
+            return
+        self._deliver(item, result)
+
+    async def _downloader(self, queue: MemoryObjectReceiveStream[BatchResult]) -> None:
+        assert self._download_to is not None
+        async with queue:
+            async for result in queue:
+                item = self._running.get(result.index)
+                if item is None or result.task is None:
+                    continue
+                try:
+                    files = await self._client.download(result.task, self._download_to)
+                except ViduError as exc:
+                    result = attrs.evolve(result, error=exc)
+                else:
+                    result = attrs.evolve(result, files=tuple(files))
+                self._deliver(item, result)
+
+    def _deliver(self, item: _Item, result: BatchResult) -> None:
+        """Record the result (when final), hand it to the consumer, and close when all are done."""
+        self._record_result(item, result)
+        self._send_result(item, result)
+
+    def _record_result(self, item: _Item, result: BatchResult) -> None:
+        # Only outcomes a re-run must not repeat are final: a success (with its files) or a failed
+        # task. Anything else (timeout, budget, a refused create, a failed download) is tried again.
+        task = result.task
+        final = result.ok or (task is not None and task.state is TaskState.FAILED)
+        if self.journal is None or not final or task is None:
+            return
+        self.journal.record_result(
+            item.key,
+            state=task.raw_state or task.state.value,
+            task=_convert.task_to_json(task),
+            err_code=task.err_code,
+            credits=task.credits,
+            error=str(result.error) if result.error is not None else None,
+            attempts=item.attempts,
+            files=[str(f) for f in result.files],
+            index=item.index,
+        )
+
+    def _send_result(self, item: _Item, result: BatchResult) -> None:
+        self._running.pop(item.index, None)
         assert self._send is not None
         try:
             self._send.send_nowait(result)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return
-        self._ended.set()
-        self._ended = anyio.Event()
         if self._fail_fast and not result.ok:
             self._feeding = False
-            if self._group is not None:
-                self._group.cancel_scope.cancel()
+            self._work.cancel()
             self._send.close()
             return
         self._maybe_close()

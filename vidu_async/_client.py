@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import random
-import secrets
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ import attrs
 from aiohttp import web
 
 from . import _convert, _http, _media, _retry
-from ._batch import Batch, BatchInput
+from ._batch import Batch, BatchInput, JournalLike
 from ._config import (
     DEFAULT_POLL,
     DEFAULT_RETRY,
@@ -57,8 +56,6 @@ logger: Final = logging.getLogger("vidu_async")
 
 AuthScheme = Literal["Token", "Bearer"]
 _AUTH_SCHEMES: Final = ("Token", "Bearer")
-#: Fingerprints the SDK stamps in ``payload`` start with this, so they are easy to recognize.
-FINGERPRINT_PREFIX: Final = "vidu-async:"
 #: Organization concurrency assumed when ``GET /ent/v2/credits`` does not say (Vidu's default).
 DEFAULT_CONCURRENCY: Final = 5
 #: A remote cancel on the way out gets this long, seconds.
@@ -92,11 +89,6 @@ def _resolve_key(api_key: str | None) -> str:
 def _is_http_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def new_fingerprint() -> str:
-    """A fresh fingerprint for a create's ``payload``."""
-    return FINGERPRINT_PREFIX + secrets.token_hex(12)
 
 
 def _deadline(timeout: float | None) -> float:
@@ -138,6 +130,7 @@ class ViduClient:
             Tasks then complete by callback (verified, confirmed with one GET) and are polled only
             at ``PollPolicy.callback_interval`` as a safety net. Receive them with
             :meth:`serve_callbacks`, or verify them in your own server and pass them to :meth:`notify`.
+        journal: The default journal of :meth:`generate_many` (a :class:`Journal` or a SQLite path).
 
     Raises:
         ConfigurationError: no API key, an unknown auth scheme or a malformed base URL.
@@ -158,6 +151,7 @@ class ViduClient:
         session: aiohttp.ClientSession | None = None,
         hooks: Sequence[Hook] = (),
         callback_url: str | None = None,
+        journal: JournalLike | None = None,
     ) -> None:
         if auth_scheme not in _AUTH_SCHEMES:
             raise ConfigurationError(f"auth_scheme must be 'Token' or 'Bearer', got {auth_scheme!r}")
@@ -175,6 +169,7 @@ class ViduClient:
         if callback_url is not None and not _is_http_url(callback_url):
             raise ConfigurationError(f"callback_url must be an http(s) URL, got {callback_url!r}")
         self.callback_url: Final = callback_url
+        self.journal: Final = journal
         self._hooks: tuple[Hook, ...] = tuple(hooks)
         self._rng = random.Random()
         self._limiter = RateLimiter(requests_per_second)
@@ -384,7 +379,7 @@ class ViduClient:
             request = _convert.request_from_json(request)
         overrides: dict[str, str] = {}
         if not request.payload:
-            overrides["payload"] = fingerprint or new_fingerprint()
+            overrides["payload"] = fingerprint or _retry.new_fingerprint()
         if request.callback_url is None and self.callback_url is not None:
             overrides["callback_url"] = self.callback_url
         payload = request.payload or overrides["payload"]
@@ -446,7 +441,7 @@ class ViduClient:
                 return None
             matches = [row for row in rows if isinstance(row, Mapping) and row.get("payload") == payload]
             if matches:
-                if len(matches) > 1 and not payload.startswith(FINGERPRINT_PREFIX):
+                if len(matches) > 1 and not payload.startswith(_retry.FINGERPRINT_PREFIX):
                     return None  # the caller's own payload, used by several tasks: cannot tell which
                 return _convert.structure_task(matches[0])
             if any(isinstance(row, Mapping) and "payload" not in row for row in rows):
@@ -787,6 +782,9 @@ class ViduClient:
         fail_fast: bool = False,
         timeout: float | None = None,
         max_credits: int | None = None,
+        journal: JournalLike | None = None,
+        input_id: str | None = None,
+        download_to: str | os.PathLike[str] | None = None,
     ) -> Batch:
         """Generate many videos: submit under the in-flight limit, yield results as tasks finish.
 
@@ -803,6 +801,13 @@ class ViduClient:
                 48 h for off-peak requests).
             max_credits: Stop submitting once the batch has charged this many credits; the items not
                 submitted are reported with :class:`BudgetExceededError`.
+            journal: A :class:`Journal`, or the path of a SQLite journal (default: the client's
+                ``journal``). A re-run of the same input with the same journal skips finished items,
+                re-attaches to running ones and bills nothing twice.
+            input_id: A name for the input (e.g. the JSONL file's path): a journal written for
+                another input is refused.
+            download_to: A folder to save each successful item's videos into before its result
+                is yielded (``BatchResult.files``).
         """
         self._require_open()
         return Batch(
@@ -812,4 +817,7 @@ class ViduClient:
             fail_fast=fail_fast,
             timeout=timeout,
             max_credits=max_credits,
+            journal=journal if journal is not None else self.journal,
+            input_id=input_id,
+            download_to=download_to,
         )

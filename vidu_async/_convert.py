@@ -44,6 +44,7 @@ __all__ = [
     "structure_credits",
     "structure_task",
     "structure_task_list",
+    "task_to_json",
 ]
 
 T = TypeVar("T")
@@ -442,3 +443,48 @@ def _json_type(value: object) -> str:
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
+
+
+# --- tasks out (for journals and results files) --------------------------------------------------
+
+_TASK_SKIP: Final = frozenset({"state", "raw_state", "extra", "creations", "created_at"})
+
+
+def _creation_to_json(creation: Creation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        k: v for k, v in (("id", creation.id), ("url", creation.url), ("cover_url", creation.cover_url)) if v
+    }
+    if creation.watermarked_url:
+        out["watermarked_url"] = creation.watermarked_url
+    if creation.moderation_url:
+        out["moderation_url"] = list(creation.moderation_url)
+    if creation.video is not None:
+        video = creation.video
+        out["video"] = {
+            "duration": video.duration,
+            "fps": video.fps,
+            "resolution": {"width": video.width, "height": video.height},
+        }
+    out.update(creation.extra)
+    return out
+
+
+def task_to_json(task: Task) -> dict[str, Any]:
+    """``task`` in Vidu's own shape (as a query answers it), so :func:`structure_task` reads it back
+    equal: for journals and results files."""
+    out: dict[str, Any] = {"id": task.id}
+    if task.raw_state:
+        out["state"] = task.raw_state
+    for field in attrs.fields(Task):
+        if field.name in _TASK_SKIP or field.name == "id":
+            continue
+        value = getattr(task, field.name)
+        if value is None or value == () or (value == "" and field.name != "err_code"):
+            continue
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    if task.created_at is not None:
+        out["created_at"] = task.created_at.isoformat().replace("+00:00", "Z")
+    out["creations"] = [_creation_to_json(c) for c in task.creations]
+    for key, value in task.extra.items():
+        out.setdefault(key, value)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import random
+import secrets
 from typing import Final
 
 from ._config import RetryPolicy
@@ -19,7 +20,10 @@ from .exceptions import (
     TransportError,
 )
 
-__all__ = ["Failure", "backoff", "classify", "next_delay"]
+__all__ = ["FINGERPRINT_PREFIX", "Failure", "backoff", "classify", "new_fingerprint", "next_delay"]
+
+#: Fingerprints the SDK stamps in ``payload`` start with this, so they are easy to recognize.
+FINGERPRINT_PREFIX: Final = "vidu-async:"
 
 #: Reasons that mean "rejected before processing: ask again later".
 _LATER_REASONS: Final = frozenset({"OperationInProcess"})
@@ -81,3 +85,9 @@ def next_delay(
 def retry_after_of(exc: BaseException) -> float | None:
     """The ``Retry-After`` carried by ``exc``, if any."""
     return exc.retry_after if isinstance(exc, RateLimitError) else None
+
+
+def new_fingerprint() -> str:
+    """A fresh fingerprint for a create's ``payload``: how a create whose answer was lost is found
+    again in the task list."""
+    return FINGERPRINT_PREFIX + secrets.token_hex(12)
