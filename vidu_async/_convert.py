@@ -350,8 +350,23 @@ _SUBJECT_FIELDS: Final = frozenset(a.name for a in attrs.fields(Subject))
 _LIST_FIELDS: Final = frozenset({"subjects", "images", "videos", "sounds"})
 
 
-def request_from_json(body: object, *, what: str = "request") -> Reference2Video:
+def _media_item(item: str, media_root: Path | None) -> str | Path:
+    """A media string, or with ``media_root`` a local file for what is not a URL or data URI."""
+    if media_root is None or item.startswith(("http://", "https://", "data:")):
+        return item
+    return media_root / item.removeprefix("file://")
+
+
+def request_from_json(
+    body: object, *, what: str = "request", media_root: Path | None = None
+) -> Reference2Video:
     """Read a request written in Vidu's JSON shape, as strictly as the service does.
+
+    Args:
+        body: The decoded JSON.
+        what: How error messages name the request (``line 7 of jobs.jsonl``).
+        media_root: When given, an image or video string that is not an ``http(s)`` URL or a data
+            URI is a local file, relative to this folder (how JSONL job files name local media).
 
     Raises:
         RequestValidationError: every problem at once: unknown fields (``FieldUnwanted``),
@@ -377,10 +392,14 @@ def request_from_json(body: object, *, what: str = "request") -> Reference2Video
             for i, item in enumerate(kwargs[name]):
                 if not isinstance(item, str):
                     problems.append(Problem(f"{name}[{i}]", f"expected a string, got {_json_type(item)}"))
-            kwargs[name] = [item for item in kwargs[name] if isinstance(item, str)]
+            kwargs[name] = [
+                _media_item(item, media_root) if name != "sounds" else item
+                for item in kwargs[name]
+                if isinstance(item, str)
+            ]
     subjects: list[Subject] = []
     for s, raw in enumerate(kwargs.get("subjects", ())):
-        subject = _subject_from_json(raw, f"subjects[{s}]", problems)
+        subject = _subject_from_json(raw, f"subjects[{s}]", problems, media_root)
         if subject is not None:
             subjects.append(subject)
     if "subjects" in kwargs:
@@ -402,7 +421,9 @@ def request_from_json(body: object, *, what: str = "request") -> Reference2Video
     return request
 
 
-def _subject_from_json(raw: object, where: str, problems: list[Problem]) -> Subject | None:
+def _subject_from_json(
+    raw: object, where: str, problems: list[Problem], media_root: Path | None = None
+) -> Subject | None:
     if not isinstance(raw, Mapping):
         problems.append(Problem(where, f"expected a JSON object, got {_json_type(raw)}"))
         return None
@@ -425,7 +446,7 @@ def _subject_from_json(raw: object, where: str, problems: list[Problem]) -> Subj
                     problems.append(
                         Problem(f"{where}.{name}[{i}]", f"expected a string, got {_json_type(item)}")
                     )
-            kwargs[name] = [item for item in kwargs[name] if isinstance(item, str)]
+            kwargs[name] = [_media_item(item, media_root) for item in kwargs[name] if isinstance(item, str)]
     return Subject(**kwargs)
 
 

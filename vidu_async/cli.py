@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -111,7 +112,7 @@ def _print_credits(credits: Credits, out: TextIO, *, as_json: bool) -> None:
 
 
 @asynccontextmanager
-async def _client_for(args: argparse.Namespace) -> AsyncIterator[ViduClient]:
+async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator[ViduClient]:
     """A client for the command: the real service, or an in-process emulator with ``--emulator``."""
     async with AsyncExitStack() as stack:
         if getattr(args, "emulator", False):
@@ -120,9 +121,9 @@ async def _client_for(args: argparse.Namespace) -> AsyncIterator[ViduClient]:
             emu = await stack.enter_async_context(
                 Emulator(EmulatorConfig(processing_time=args.emulator_processing_time))
             )
-            client = ViduClient(emu.api_key, base_url=emu.base_url)
+            client = ViduClient(emu.api_key, base_url=emu.base_url, **options)
         else:
-            client = ViduClient(args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme)
+            client = ViduClient(args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme, **options)
         yield await stack.enter_async_context(client)
 
 
@@ -225,6 +226,59 @@ async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK  # pragma: no cover - only reached through cancellation
 
 
+async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from ._progress import Tally, make_display
+    from ._runner import RunOptions, resume_command, run_jobs, summary_rows
+
+    jobs = Path(args.jobs)
+    if not await anyio.Path(jobs).is_file():
+        raise CommandError(f"no such job file: {args.jobs}")
+    options = RunOptions(
+        jobs=jobs,
+        out=Path(args.out),
+        journal=Path(args.journal) if args.journal else None,
+        max_in_flight=args.max_in_flight,
+        timeout=args.timeout,
+        download=not args.no_download,
+        max_credits=args.max_credits,
+    )
+    tally = Tally()
+    display = make_display(tally, out, sys.stderr, plain=args.plain or args.json)
+    started = anyio.current_time()
+    outcome = None
+    interrupted = False
+    async with _client_for(args, hooks=[tally.on_event]) as client, anyio.create_task_group() as tg:
+
+        async def stop_on_signal() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def work() -> None:
+            nonlocal outcome
+            outcome = await run_jobs(client, options, display, tally)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(stop_on_signal)
+        tg.start_soon(work)
+    elapsed = anyio.current_time() - started
+    if outcome is None:  # interrupted before the end
+        from ._runner import RunOutcome
+
+        outcome = RunOutcome(
+            total=tally.total or 0, succeeded=tally.succeeded, failed=tally.failed, interrupted=True
+        )
+    display.summary(summary_rows(options, tally, outcome, elapsed))
+    if interrupted or outcome.interrupted:
+        print("interrupted: nothing in flight is lost; the journal has every task. Resume with:", file=out)
+        print(f"  {resume_command(args.argv)}", file=out, flush=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if outcome.all_succeeded else EXIT_FAILED
+
+
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]]]] = {
     "submit": _cmd_submit,
     "status": _cmd_status,
@@ -233,6 +287,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]
     "tasks": _cmd_tasks,
     "credits": _cmd_credits,
     "emulator": _cmd_emulator,
+    "run": _cmd_run,
 }
 
 
@@ -306,6 +361,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="with --wait: give up after this long"
     )
+
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a JSONL job file: submit, wait, download; re-run to resume",
+        description="Generate every request of a JSONL job file (one request body in Vidu's JSON shape per "
+        'line, with an optional "key"), download the videos and write OUT/results.jsonl. A journal '
+        "(OUT/journal.sqlite) records every task: running the same command again after a crash or Ctrl-C "
+        "resumes without paying twice. Image and video paths that are not URLs are files relative to the job file.",
+    )
+    p.add_argument("jobs", metavar="JOBS.jsonl", help="the job file")
+    p.add_argument("--out", required=True, metavar="DIR", help="where results, videos and the journal go")
+    p.add_argument("--journal", metavar="FILE", help="the journal (default: DIR/journal.sqlite)")
+    p.add_argument(
+        "--max-in-flight", type=_positive_int, metavar="N", help="tasks at once (default: from your account)"
+    )
+    p.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a task after this long"
+    )
+    p.add_argument("--no-download", action="store_true", help="do not download the videos")
+    p.add_argument("--max-credits", type=_positive_int, metavar="N", help="stop submitting after N credits")
+    p.add_argument("--plain", action="store_true", help="a line per event even on a terminal")
 
     p = sub.add_parser(
         "status", parents=[common], help="show a task", description="Show a task's state and videos."
@@ -387,6 +464,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command = _COMMANDS[args.command]

@@ -1,0 +1,204 @@
+"""What ``vidu-async run`` shows while it works: a live panel on a terminal, a line per event otherwise.
+
+The counting (:class:`Tally`) is pure; the two displays only render it. rich is optional (the
+``cli`` extra): without it, or when stdout is not a terminal, the plain display is used.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import Any, Protocol, TextIO
+
+import attrs
+
+from ._events import Event, StateChangeEvent
+from ._models import TaskState
+
+__all__ = ["Display", "PlainDisplay", "RichDisplay", "Tally", "make_display"]
+
+
+@attrs.define
+class Tally:
+    """Counts of a run, fed by results and state-change events.
+
+    Attributes:
+        total: Inputs in the job file (``None`` until counted).
+        started: When the run started (``time.monotonic``).
+    """
+
+    total: int | None = None
+    started: float = attrs.field(factory=time.monotonic)
+    succeeded: int = 0
+    failed: int = 0
+    credits: int = 0
+    resumed: int = 0
+    failures: Counter[str] = attrs.field(factory=Counter)
+    active: dict[str, TaskState] = attrs.field(factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Inputs with a result."""
+        return self.succeeded + self.failed
+
+    def by_state(self) -> Counter[TaskState]:
+        """Active tasks by their last seen state."""
+        return Counter(self.active.values())
+
+    @property
+    def pending(self) -> int:
+        """Inputs not yet submitted (or not yet known to be)."""
+        if self.total is None:
+            return 0
+        return max(0, self.total - self.done - len(self.active))
+
+    def rate(self, now: float | None = None) -> float:
+        """Results per second so far (resumed results excluded: they took no time)."""
+        elapsed = (now or time.monotonic()) - self.started
+        fresh = self.done - self.resumed
+        return fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left at the current rate, when it can be told."""
+        rate = self.rate(now)
+        if self.total is None or rate <= 0:
+            return None
+        return max(0.0, (self.total - self.done) / rate)
+
+    def on_event(self, event: Event) -> None:
+        """A client hook: follow the state of every submitted task."""
+        if isinstance(event, StateChangeEvent) and not event.new.is_terminal:
+            self.active[event.task_id] = event.new
+
+    def on_result(
+        self, *, ok: bool, task_id: str | None, credits: int | None, reason: str, resumed: bool
+    ) -> None:
+        """Count one result."""
+        if task_id is not None:
+            self.active.pop(task_id, None)
+        if ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            self.failures[reason or "error"] += 1
+        self.credits += credits or 0
+        self.resumed += resumed
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Display(Protocol):
+    """How a run reports itself."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def result(self, line: str, *, ok: bool) -> None: ...
+    def problem(self, line: str) -> None: ...
+    def summary(self, rows: list[tuple[str, str]]) -> None: ...
+
+
+class PlainDisplay:
+    """One line per event, for logs and pipes."""
+
+    def __init__(self, tally: Tally, out: TextIO, err: TextIO) -> None:
+        self._tally = tally
+        self._out = out
+        self._err = err
+
+    def start(self) -> None:
+        total = self._tally.total
+        print(f"run: {total if total is not None else '?'} inputs", file=self._out, flush=True)
+
+    def stop(self) -> None:
+        return None
+
+    def _prefix(self) -> str:
+        total = self._tally.total
+        return f"[{self._tally.done}/{total if total is not None else '?'}]"
+
+    def result(self, line: str, *, ok: bool) -> None:
+        print(f"{self._prefix()} {'ok  ' if ok else 'FAIL'} {line}", file=self._out, flush=True)
+
+    def problem(self, line: str) -> None:
+        print(f"{self._prefix()} FAIL {line}", file=self._out, flush=True)
+
+    def summary(self, rows: list[tuple[str, str]]) -> None:
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"{name.ljust(width)}  {value}", file=self._out)
+
+
+class RichDisplay:
+    """A live panel (counts by state, credits, throughput, ETA) over a scrolling list of failures."""
+
+    def __init__(self, tally: Tally, out: TextIO) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._tally = tally
+        self._console = Console(file=out)
+        self._live = Live(self, console=self._console, refresh_per_second=4, transient=False)
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        tally = self._tally
+        states = tally.by_state()
+        table = Table(title="vidu-async run", show_header=True, header_style="bold", expand=False)
+        for name in ("pending", "submitted", "queueing", "processing", "succeeded", "failed"):
+            table.add_column(name, justify="right")
+        table.add_row(
+            str(tally.pending),
+            str(states[TaskState.CREATED] + states[TaskState.UNKNOWN]),
+            str(states[TaskState.QUEUEING]),
+            str(states[TaskState.PROCESSING]),
+            f"[green]{tally.succeeded}[/]",
+            f"[red]{tally.failed}[/]" if tally.failed else "0",
+        )
+        total = tally.total if tally.total is not None else "?"
+        table.caption = (
+            f"{tally.done}/{total} done · {tally.credits} credits · "
+            f"{tally.rate() * 60:.1f}/min · ETA {_duration(tally.eta())}"
+        )
+        return table
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()
+
+    def result(self, line: str, *, ok: bool) -> None:
+        if not ok:
+            self._console.print(f"[red]FAIL[/] {line}", highlight=False, markup=True)
+
+    def problem(self, line: str) -> None:
+        self._console.print(f"[red]FAIL[/] {line}", highlight=False)
+
+    def summary(self, rows: list[tuple[str, str]]) -> None:
+        from rich.table import Table
+
+        table = Table(title="summary", show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for name, value in rows:
+            table.add_row(name, value)
+        self._console.print(table)
+
+
+def make_display(tally: Tally, out: TextIO, err: TextIO, *, plain: bool = False) -> Display:
+    """The rich display on a terminal (when rich is installed), else the plain one."""
+    if not plain and out is sys.stdout and out.isatty():
+        try:
+            return RichDisplay(tally, out)
+        except ImportError:
+            pass
+    return PlainDisplay(tally, out, err)

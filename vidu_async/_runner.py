@@ -1,0 +1,315 @@
+"""``vidu-async run``: a JSONL job file through ``generate_many`` with a journal, downloads and a
+results file; re-running the same command resumes.
+
+Each line is a request body in Vidu's JSON shape (as in the docs), with an optional ``"key"``;
+image and video strings that are not URLs or data URIs are files relative to the job file. A bad
+line (invalid JSON, an invalid request) is reported with its line number and recorded as failed;
+the rest runs. Results go to ``OUT/results.jsonl`` (one line per input, rewritten by every run),
+videos to ``OUT/videos/``, the journal to ``OUT/journal.sqlite``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shlex
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+import anyio
+import attrs
+
+from . import _convert
+from ._batch import BatchResult, request_key
+from ._client import ViduClient
+from ._models import Reference2Video
+from ._progress import Display, Tally
+from .exceptions import RequestValidationError, TaskFailedError
+
+__all__ = ["RunOptions", "RunOutcome", "run_jobs"]
+
+#: Lines read from the job file per trip to the worker thread.
+_READ_CHUNK: Final = 512
+#: Results written per trip to the worker thread.
+_WRITE_CHUNK: Final = 256
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """What ``vidu-async run`` was asked to do."""
+
+    jobs: Path
+    out: Path
+    journal: Path | None = None
+    max_in_flight: int | None = None
+    timeout: float | None = None
+    download: bool = True
+    max_credits: int | None = None
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal: ``--journal``, else ``OUT/journal.sqlite``."""
+        return self.journal or self.out / "journal.sqlite"
+
+    @property
+    def results_path(self) -> Path:
+        """``OUT/results.jsonl``."""
+        return self.out / "results.jsonl"
+
+    @property
+    def videos(self) -> Path:
+        """``OUT/videos``."""
+        return self.out / "videos"
+
+
+@attrs.define
+class RunOutcome:
+    """How a run ended."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    unfinished: int = 0
+
+    @property
+    def all_succeeded(self) -> bool:
+        """Whether every input succeeded."""
+        return not self.interrupted and self.failed == 0 and self.succeeded == self.total
+
+
+@attrs.frozen
+class _BadLine:
+    line: int
+    key: str | None
+    error: str
+
+
+def _count_inputs(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def _parse_line(line: int, text: str, media_root: Path, name: str) -> tuple[str, Reference2Video] | _BadLine:
+    """One job line: ``(key, request)``, or what is wrong with it."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _BadLine(line, None, f"{name}:{line}: invalid JSON: {exc.msg} (column {exc.colno})")
+    if not isinstance(body, dict):
+        return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {type(body).__name__}")
+    raw_key = body.pop("key", None)
+    key = None if raw_key is None else str(raw_key)
+    try:
+        request = _convert.request_from_json(body, what="request", media_root=media_root)
+    except RequestValidationError as exc:
+        problems = "; ".join(str(p) for p in exc.problems)
+        return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
+    return (key if key is not None else request_key(request, line)), request
+
+
+class _ResultsFile:
+    """``results.jsonl`` written off the event loop, a chunk at a time, replaced whole at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._temp = path.with_name(path.name + ".tmp")
+        self._pending: list[str] = []
+        self._handle: IO[str] | None = None
+
+    async def open(self) -> None:
+        def open_sync() -> IO[str]:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._temp.open("w", encoding="utf-8")
+
+        self._handle = await anyio.to_thread.run_sync(open_sync)
+
+    async def add(self, row: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(row, ensure_ascii=False) + "\n")
+        if len(self._pending) >= _WRITE_CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        lines, self._pending = self._pending, []
+        handle = self._handle
+        if lines and handle is not None:
+            await anyio.to_thread.run_sync(lambda: (handle.writelines(lines), handle.flush()))
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.flush()
+            handle, self._handle = self._handle, None
+            if handle is not None:
+
+                def close_sync() -> None:
+                    handle.close()
+                    os.replace(self._temp, self.path)
+
+                await anyio.to_thread.run_sync(close_sync)
+
+
+def _result_row(line: int | None, result: BatchResult) -> dict[str, Any]:
+    task = result.task
+    error = result.error
+    return {
+        "line": line,
+        "key": result.key,
+        "task_id": task.id if task is not None else None,
+        "state": (task.raw_state or task.state.value) if task is not None else "not-submitted",
+        "ok": result.ok,
+        "err_code": error.err_code if isinstance(error, TaskFailedError) else (task.err_code if task else ""),
+        "credits": task.credits if task is not None else None,
+        "files": [str(f) for f in result.files],
+        "error": str(error) if error is not None else None,
+        "attempts": result.attempts,
+    }
+
+
+def _reason(result: BatchResult) -> str:
+    error = result.error
+    if isinstance(error, TaskFailedError):
+        return error.err_code or "failed"
+    if error is not None:
+        return getattr(error, "reason", "") or type(error).__name__
+    return ""
+
+
+async def run_jobs(client: ViduClient, options: RunOptions, display: Display, tally: Tally) -> RunOutcome:
+    """Run the job file to the end (or until cancelled: then what ran is recorded and the
+    journal lets the same command resume).
+
+    Returns:
+        The outcome; :attr:`RunOutcome.all_succeeded` decides the exit status.
+    """
+    tally.total = await anyio.to_thread.run_sync(_count_inputs, options.jobs)
+    outcome = RunOutcome(total=tally.total)
+    results = _ResultsFile(options.results_path)
+    await results.open()
+    lines_of: dict[int, int] = {}  # batch index -> line number, for the items in flight
+    seen_keys: set[str] = set()
+
+    async def record_bad(bad: _BadLine) -> None:
+        display.problem(bad.error)
+        tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
+        outcome.failed += 1
+        await results.add(
+            {"line": bad.line, "key": bad.key, "task_id": None, "state": "invalid", "ok": False,
+             "err_code": "", "credits": None, "files": [], "error": bad.error, "attempts": 0}
+        )  # fmt: skip
+
+    async def requests() -> AsyncIterator[tuple[str, Reference2Video]]:
+        index = 0
+        name = options.jobs.name
+        handle = await anyio.to_thread.run_sync(lambda: options.jobs.open(encoding="utf-8"))
+        try:
+            line = 0
+            while True:
+                chunk = await anyio.to_thread.run_sync(lambda: list(itertools.islice(handle, _READ_CHUNK)))
+                if not chunk:
+                    return
+                for text in chunk:
+                    line += 1
+                    if not text.strip():
+                        continue
+                    parsed = _parse_line(line, text, options.jobs.parent, name)
+                    if isinstance(parsed, _BadLine):
+                        await record_bad(parsed)
+                        continue
+                    key, request = parsed
+                    if key in seen_keys:
+                        await record_bad(
+                            _BadLine(line, key, f"{name}:{line}: key {key!r} is used by an earlier line")
+                        )
+                        continue
+                    seen_keys.add(key)
+                    lines_of[index] = line
+                    index += 1
+                    yield key, request
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(handle.close)
+
+    batch = client.generate_many(
+        requests(),
+        max_in_flight=options.max_in_flight,
+        timeout=options.timeout,
+        max_credits=options.max_credits,
+        journal=options.journal_path,
+        input_id=str(options.jobs.resolve()),
+        download_to=options.videos if options.download else None,
+    )
+    display.start()
+    try:
+        async with batch:
+            async for result in batch:
+                line = lines_of.pop(result.index, None)
+                tally.on_result(
+                    ok=result.ok,
+                    task_id=result.task.id if result.task else None,
+                    credits=result.task.credits if result.task else None,
+                    reason=_reason(result),
+                    resumed=result.resumed,
+                )
+                if result.ok:
+                    outcome.succeeded += 1
+                else:
+                    outcome.failed += 1
+                where = f"line {line}" if line is not None else f"item {result.index}"
+                summary = f"{where} key={result.key}"
+                if result.task is not None:
+                    summary += f" task={result.task.id} {result.task.raw_state or result.task.state.value}"
+                if result.error is not None:
+                    summary += f": {result.error}"
+                elif result.files:
+                    summary += f" -> {', '.join(f.name for f in result.files)}"
+                display.result(summary, ok=result.ok)
+                await results.add(_result_row(line, result))
+    except anyio.get_cancelled_exc_class():
+        outcome.interrupted = True
+        raise
+    finally:
+        outcome.unfinished = len(batch.unfinished)
+        display.stop()
+        await results.close()
+    return outcome
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The exact command that resumes this run (the same arguments)."""
+    return shlex.join(["vidu-async", *argv])
+
+
+def summary_rows(
+    options: RunOptions, tally: Tally, outcome: RunOutcome, elapsed: float
+) -> list[tuple[str, str]]:
+    """The rows of the end-of-run summary."""
+    rows = [
+        ("inputs", str(outcome.total)),
+        ("succeeded", str(outcome.succeeded)),
+        ("failed", str(outcome.failed)),
+    ]
+    if tally.resumed:
+        rows.append(("from an earlier run", str(tally.resumed)))
+    if outcome.interrupted:
+        rows.append(
+            (
+                "unfinished",
+                str(
+                    outcome.unfinished
+                    + max(0, outcome.total - outcome.succeeded - outcome.failed - outcome.unfinished)
+                ),
+            )
+        )
+    for reason, count in tally.failures.most_common(5):
+        rows.append((f"  failed: {reason}", str(count)))
+    rows += [
+        ("credits", str(tally.credits)),
+        ("elapsed", f"{elapsed:.1f} s"),
+        ("results", str(options.results_path)),
+    ]
+    if options.download:
+        rows.append(("videos", str(options.videos)))
+    rows.append(("journal", str(options.journal_path)))
+    return rows
