@@ -14,16 +14,21 @@ module                 owns
 ``_http``              pure: build calls, read answers, map Vidu's error reasons
 ``_transport``         the aiohttp session; the one place aiohttp errors are mapped
 ``_signing``           the callback signature (shared by callbacks and the emulator)
+``callbacks``          verify Vidu's signed callbacks; the aiohttp receiver (public)
 ``_config``            base URLs and the policies: ``Timeouts``, ``RetryPolicy``, ``PollPolicy``
 ``_retry``             pure retry decisions: what a failure means, how long to wait
 ``_limits``            the request-rate budget (token bucket with AIMD)
 ``_poll``              the poll scheduler: one background task per client
-``_batch``             ``generate_many``: fan-out under the in-flight limit, ``BatchResult``
+``_batch``             ``generate_many``: fan-out under the in-flight limit, resume, ``BatchResult``
+``_journal``           the ``Journal`` protocol and its SQLite store
+``_download``          streaming downloads: ``.part`` files, Range resume, fresh links
 ``_events``            typed events for metrics hooks
 ``_client``            ``ViduClient``, wiring the pieces
 ``exceptions``         the error tree (public)
 ``emulator``           a faithful local Vidu server with fault injection (public)
-``cli``                the ``vidu-async`` command
+``cli``                the ``vidu-async`` command (arguments, one-shot commands)
+``_runner``            ``vidu-async run``: JSONL jobs, results file, resume
+``_progress``          the run's live or plain progress display
 =====================  ====================================================================
 """
 
@@ -42,6 +47,7 @@ from ._config import (
     Timeouts,
 )
 from ._events import Event, Hook, RequestEvent, RetryEvent, StateChangeEvent, ThrottleEvent
+from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import (
     Creation,
     CreditPackage,
@@ -77,6 +83,8 @@ __all__ = [
     "Credits",
     "Event",
     "Hook",
+    "Journal",
+    "JournalEntry",
     "Media",
     "PollPolicy",
     "Reference2Video",
@@ -84,6 +92,7 @@ __all__ = [
     "RequestValidationError",
     "RetryEvent",
     "RetryPolicy",
+    "SQLiteJournal",
     "StateChangeEvent",
     "Subject",
     "Task",

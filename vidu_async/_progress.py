@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 import attrs
@@ -36,6 +37,16 @@ class Tally:
     resumed: int = 0
     failures: Counter[str] = attrs.field(factory=Counter)
     active: dict[str, TaskState] = attrs.field(factory=dict)
+    #: Credits charged by this run's creates so far (in-flight tasks included), when known.
+    charged: Callable[[], int] | None = None
+    resumed_credits: int = 0
+
+    @property
+    def credits_now(self) -> int:
+        """Credits charged so far: earlier runs' results plus this run's creates (or its results)."""
+        if self.charged is None:
+            return self.credits
+        return self.resumed_credits + self.charged()
 
     @property
     def done(self) -> int:
@@ -84,6 +95,8 @@ class Tally:
             self.failures[reason or "error"] += 1
         self.credits += credits or 0
         self.resumed += resumed
+        if resumed:
+            self.resumed_credits += credits or 0
 
 
 def _duration(seconds: float | None) -> str:
@@ -165,7 +178,7 @@ class RichDisplay:
         )
         total = tally.total if tally.total is not None else "?"
         table.caption = (
-            f"{tally.done}/{total} done · {tally.credits} credits · "
+            f"{tally.done}/{total} done · {tally.credits_now} credits · "
             f"{tally.rate() * 60:.1f}/min · ETA {_duration(tally.eta())}"
         )
         return table

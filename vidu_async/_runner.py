@@ -240,6 +240,7 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
         input_id=str(options.jobs.resolve()),
         download_to=options.videos if options.download else None,
     )
+    tally.charged = lambda: batch.credits
     display.start()
     try:
         async with batch:
