@@ -15,7 +15,8 @@ def _public_names(module: object) -> list[str]:
     return sorted(
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and getattr(value, "__module__", "").startswith("vidu_async")
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("vidu_async")
         and not isinstance(value, type(sys))
     )
 

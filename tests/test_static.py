@@ -28,5 +28,7 @@ class TestStatic:
 
     def test_ruff_format(self) -> None:
         """The code is formatted as ruff formats it."""
-        result = _run(sys.executable, "-m", "ruff", "format", "--check", "vidu_async", "tests", "examples", "benchmarks")
+        result = _run(
+            sys.executable, "-m", "ruff", "format", "--check", "vidu_async", "tests", "examples", "benchmarks"
+        )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -41,8 +41,10 @@ from ._transport import Secret, Transport
 from .callbacks import CallbackReceiver
 from .exceptions import (
     APIError,
+    ClientClosedError,
     ClientNotOpenError,
     ConfigurationError,
+    RequestTimeoutError,
     SubmitOutcomeUnknownError,
     TaskFailedError,
     TransportError,
@@ -192,6 +194,8 @@ class ViduClient:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._transport.closed:
+            raise ClientClosedError("the client is closed; make a new ViduClient")
         if self._task_group is not None:
             raise RuntimeError("this ViduClient is already open")
         group = anyio.create_task_group()
@@ -232,6 +236,8 @@ class ViduClient:
             )
 
     def _require_open(self) -> Poller:
+        if self._transport.closed:
+            raise ClientClosedError("the client is closed")
         if self._task_group is None:
             raise ClientNotOpenError(
                 "waiting for tasks needs the client's poll scheduler: use 'async with ViduClient() as client:'"
@@ -240,12 +246,22 @@ class ViduClient:
 
     # --- one attempt, and the one retry layer -------------------------------------------------
 
-    async def _attempt(self, call: _http.ApiRequest) -> _http.ApiResponse:
-        """Send ``call`` once, through the request-rate budget, reporting throttling to it."""
+    async def _attempt(self, call: _http.ApiRequest, *, deadline: float = math.inf) -> _http.ApiResponse:
+        """Send ``call`` once, through the request-rate budget, reporting throttling to it.
+
+        The attempt's own timeout is capped by what is left of ``deadline``; when nothing is left,
+        the call is not sent at all.
+        """
         await self._limiter.acquire()
         started = anyio.current_time()
+        budget = None if math.isinf(deadline) else deadline - started
         try:
-            response = await self._transport.send(call)
+            if budget is not None and budget <= 0:
+                raise RequestTimeoutError(
+                    "the deadline passed before the call was sent",
+                    method=call.method, path=call.path, request_sent=False,
+                )  # fmt: skip
+            response = await self._transport.send(call, budget=budget)
         except TransportError as exc:
             emit(self._hooks, RequestEvent(
                 endpoint=call.endpoint, method=call.method, path=call.path, status=None,
@@ -292,7 +308,7 @@ class ViduClient:
         while True:
             attempt += 1
             try:
-                return read(call, await self._attempt(call))
+                return read(call, await self._attempt(call, deadline=deadline))
             except (TransportError, APIError) as exc:
                 exc.attempts = attempt
                 failure = _retry.classify(exc)
@@ -409,6 +425,10 @@ class ViduClient:
         self, payload: str, request: Reference2Video, since: datetime, exc: ViduError, deadline: float
     ) -> Task | _Absent:
         """Find the task a create with an unknown outcome may have made, by its ``payload``."""
+        if anyio.current_time() >= deadline:
+            raise SubmitOutcomeUnknownError(
+                payload, "the deadline passed before the task list could be searched"
+            ) from exc
         logger.warning("create outcome unknown (%s); looking for payload %r in the task list", exc, payload)
         for look in range(2):
             if look:
@@ -489,6 +509,10 @@ class ViduClient:
             page_size: Tasks per request (1-100).
             limit: Stop after this many tasks.
         """
+        if limit is not None:
+            if limit <= 0:
+                return
+            page_size = min(page_size, limit)  # no need to fetch rows we will not yield
         state_names = [s.value if isinstance(s, TaskState) else str(s) for s in states]
         ids, versions, sizes = list(task_ids), list(model_versions), list(resolutions)
         token = ""

@@ -310,7 +310,7 @@ class Journal(Protocol):
         credits: int | None = None,
         error: str | None = None,
         attempts: int | None = None,
-        files: Iterable[str] = (),
+        files: Iterable[str | os.PathLike[str]] = (),
         index: int | None = None,
         request: Mapping[str, Any] | None = None,
     ) -> None:
@@ -478,7 +478,8 @@ class SQLiteJournal:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._writer_done = anyio.Event()
         self._state: Literal["new", "open", "closing", "closed"] = "new"
-        self._failure: JournalError | None = None
+        # Set once a commit failed; every later call then raises a JournalError saying so.
+        self._failure: str | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteJournal {str(self.path)!r} {self._state}>"
@@ -523,7 +524,7 @@ class SQLiteJournal:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_sync, limiter=self._limiter)
         if self._failure is not None and exc is None:
-            raise self._failure
+            raise self._failed()
         return suppress
 
     def _open_sync(self) -> None:
@@ -539,10 +540,13 @@ class SQLiteJournal:
             # batch. check_same_thread=False: worker threads take turns under the limiter.
             conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, timeout=10.0)
             self._prepare(conn, where)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:  # permissions, a full disk, a lock held too long
+            self._discard(conn)
+            raise JournalError(f"cannot open the journal: {exc}", path=where) from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
             self._discard(conn)
             raise JournalError(
-                f"cannot open the journal, it may be damaged or not a journal: {exc}", path=where
+                f"cannot open the journal, it is damaged or not a journal: {exc}", path=where
             ) from exc
         except BaseException:
             self._discard(conn)
@@ -554,8 +558,7 @@ class SQLiteJournal:
             conn.close()
         self._lock.release()
 
-    @staticmethod
-    def _prepare(conn: sqlite3.Connection, where: str) -> None:
+    def _prepare(self, conn: sqlite3.Connection, where: str) -> None:
         # Read before changing anything: a newer or foreign file is refused untouched.
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         (app_id,) = conn.execute("PRAGMA application_id").fetchone()
@@ -587,6 +590,7 @@ class SQLiteJournal:
         (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":  # e.g. a filesystem without shared memory: still correct, slower
             logger.warning("journal %s: WAL mode unavailable, using %s", where, mode)
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         if version == 0:
             # Statement by statement rather than executescript(), which would commit on its own:
             # the schema, its version and the marker land in one transaction or not at all.
@@ -609,9 +613,14 @@ class SQLiteJournal:
         finally:
             self._lock.release()
 
+    def _failed(self) -> JournalError:
+        # A fresh exception per raise: one shared instance raised in many tasks would collect
+        # all their tracebacks.
+        return JournalError(f"writing to the journal failed earlier: {self._failure}", path=str(self.path))
+
     def _check_usable(self) -> None:
         if self._failure is not None:
-            raise self._failure
+            raise self._failed()
         if self._state != "open":
             what = "not open yet" if self._state == "new" else "closed"
             raise JournalError(f"the journal is {what}", path=str(self.path))
@@ -647,13 +656,12 @@ class SQLiteJournal:
             try:
                 errors = await anyio.to_thread.run_sync(self._apply_sync, batch, limiter=self._limiter)
             except Exception as exc:  # sqlite3.Error above all; nothing may strand the waiters
-                self._failure = JournalError(f"writing to the journal failed: {exc!r}", path=str(self.path))
-                self._failure.__cause__ = exc
-                logger.error("journal %s: writing failed, nothing more is journaled: %r", self.path, exc)
+                self._failure = repr(exc)
+                logger.exception("journal %s: writing failed, nothing more is journaled", self.path)
         # Waiters are released only now, after COMMIT returned: what they were promised is on disk.
         for position, (_, _, waiter) in enumerate(batch):
             if waiter is not None:
-                waiter.error = errors.get(position, self._failure)
+                waiter.error = errors.get(position) or (self._failed() if self._failure else None)
                 waiter.event.set()
 
     def _apply_sync(self, batch: list[_Op]) -> dict[int, JournalError]:
@@ -835,7 +843,7 @@ class SQLiteJournal:
         credits: int | None = None,
         error: str | None = None,
         attempts: int | None = None,
-        files: Iterable[str] = (),
+        files: Iterable[str | os.PathLike[str]] = (),
         index: int | None = None,
         request: Mapping[str, Any] | None = None,
     ) -> None:

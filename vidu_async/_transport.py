@@ -136,13 +136,20 @@ class Transport:
             headers["Content-Type"] = "application/json"
         return headers
 
-    def _timeout(self, endpoint: str) -> aiohttp.ClientTimeout:
+    def _timeout(self, endpoint: str, budget: float | None = None) -> aiohttp.ClientTimeout:
         t = self.timeouts
         total = t.create if endpoint == "create" else t.download if endpoint == "download" else t.request
+        if budget is not None:
+            total = budget if total is None else min(total, budget)
         return aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=t.read)
 
-    async def send(self, request: ApiRequest) -> ApiResponse:
+    async def send(self, request: ApiRequest, *, budget: float | None = None) -> ApiResponse:
         """Send one call and read its whole answer.
+
+        Args:
+            request: The call.
+            budget: Seconds left of the caller's deadline: the call's total timeout is capped by it,
+                so one slow answer cannot outlast the caller's ``timeout=``.
 
         Raises:
             TransportError: (or a subclass) when no answer came back.
@@ -159,7 +166,7 @@ class Transport:
                 data=request.body,
                 # The docs list Content-Type even for GET; sent on every call for gateways that insist.
                 headers=self._headers(json_body=True),
-                timeout=self._timeout(request.endpoint),
+                timeout=self._timeout(request.endpoint, budget),
                 allow_redirects=False,
             ) as raw:
                 body = await raw.read()

@@ -413,7 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="List tasks, newest first (the service's default window is the last 7 days).",
     )
     p.add_argument(
-        "--state", action="append", choices=[s.value for s in TaskState if s is not TaskState.UNKNOWN]
+        "--state",
+        action="append",
+        choices=[s.value for s in TaskState if s is not TaskState.UNKNOWN],
+        metavar="STATE",
+        help="only tasks in this state (repeatable): %(choices)s",
     )
     p.add_argument("--task-id", action="append", help="only this task (repeatable)")
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many tasks (default: 50)")
@@ -456,6 +460,8 @@ def _error_line(exc: BaseException) -> tuple[str, int]:
         return str(exc), EXIT_TRANSPORT
     if isinstance(exc, ViduError):
         return str(exc), EXIT_FAILED
+    if isinstance(exc, ValueError):  # the SDK's answer to an argument it cannot use (a blank task id...)
+        return str(exc), EXIT_USAGE
     return f"{type(exc).__name__}: {exc}", EXIT_FAILED
 
 

@@ -1,0 +1,178 @@
+"""B1: submit throughput: ``client.submit`` against a raw aiohttp loop posting the same JSON.
+
+Both sides send the same create body (the SDK's own encoding of one subject-mode request, with a
+fresh ``payload`` each time, as the SDK stamps one) from the same number of concurrent workers to
+the same server, in one run, in alternating order (raw, SDK, SDK, raw, raw, SDK: drift hits both alike). The
+servers run in child processes, so the figures are the client's own work:
+
+* the emulator (``python -m vidu_async emulator``): validates each body, stores a task;
+* a trivial aiohttp handler that answers every create with a canned task: the server costs as
+  little as a server can, so the client's cost per create shows most clearly.
+
+Client CPU per create (``time.process_time``, the benchmark process only) is printed beside the
+rate: it is steadier than wall time on a shared machine and says where SDK time goes.
+
+Run ``python benchmarks/b1_submit.py`` (2,000 creates per round; well under a minute) or
+``--quick`` (a smoke run of a few seconds; the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import aiohttp
+import anyio
+from _common import API_KEY, REQUEST, emulator_process, print_table, raw_body, trivial_server_process, verdict
+
+import vidu_async as vidu
+
+#: SDK creates/s must be at least this fraction of the raw loop's.
+TARGET_RATIO: Final = 0.85
+
+Runner = Callable[[str, int, int], Awaitable[None]]
+
+
+async def _raw(base_url: str, creates: int, workers: int) -> None:
+    """``creates`` POSTs from ``workers`` workers with a bare ``aiohttp.ClientSession``."""
+    url = base_url + "/ent/v2/reference2video"
+    headers = {"Authorization": f"Token {API_KEY}", "Accept": "application/json"}
+    remaining = iter(range(creates))
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for _ in remaining:
+                async with session.post(url, json=raw_body(), headers=headers) as response:
+                    task = await response.json()
+                    if response.status != 200 or not task.get("task_id"):
+                        raise RuntimeError(f"create failed: {response.status} {task}")
+
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(worker)
+
+
+async def _sdk(base_url: str, creates: int, workers: int) -> None:
+    """``creates`` calls of ``client.submit`` from ``workers`` workers."""
+    remaining = iter(range(creates))
+    async with vidu.ViduClient(API_KEY, base_url=base_url) as client:
+
+        async def worker() -> None:
+            for _ in remaining:
+                await client.submit(REQUEST)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(worker)
+
+
+async def _timed(runner: Runner, base_url: str, creates: int, workers: int) -> tuple[float, float]:
+    """Run once; returns (wall seconds, client CPU seconds)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    await runner(base_url, creates, workers)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def _compare(
+    base_url: str, creates: int, workers: int, rounds: int
+) -> tuple[list[list[object]], float]:
+    """``rounds`` rounds of each side against ``base_url``, in the order raw, SDK, SDK, raw, raw,
+    SDK...; returns table rows and SDK/raw creates/s over all rounds."""
+    await _raw(base_url, min(200, creates), workers)  # warm-up: imports, first connections
+    await _sdk(base_url, min(200, creates), workers)
+    order = [("raw", "sdk") if i % 2 == 0 else ("sdk", "raw") for i in range(rounds)]
+    totals = {"raw": [0.0, 0.0], "sdk": [0.0, 0.0]}
+    labels = {"raw": "raw aiohttp loop", "sdk": "SDK client.submit"}
+    rows: list[list[object]] = []
+    for name in [n for pair in order for n in pair]:
+        wall, cpu = await _timed(_raw if name == "raw" else _sdk, base_url, creates, workers)
+        totals[name][0] += wall
+        totals[name][1] += cpu
+        rows.append(
+            [
+                labels[name],
+                f"{creates:,}",
+                f"{wall:.2f}",
+                f"{creates / wall:,.0f}",
+                f"{cpu / creates * 1e6:,.0f}",
+            ]
+        )
+    rates = {}
+    for name in ("raw", "sdk"):
+        n = rounds * creates
+        wall, cpu = totals[name]
+        rates[name] = n / wall
+        rows.append(
+            [
+                f"{labels[name]}, all rounds",
+                f"{n:,}",
+                f"{wall:.2f}",
+                f"{n / wall:,.0f}",
+                f"{cpu / n * 1e6:,.0f}",
+            ]
+        )
+    return rows, rates["sdk"] / rates["raw"]
+
+
+async def _run(args: argparse.Namespace, emulator_url: str, trivial_url: str) -> None:
+    headers = ["client", "creates", "seconds", "creates/s", "client CPU us/create"]
+    print(
+        f"B1 submit throughput: {args.creates:,} creates per round, {args.rounds} rounds per side,"
+        f" {args.workers} concurrent workers each side"
+    )
+    print(f"against the emulator in a child process ({emulator_url}):")
+    rows, emulator_ratio = await _compare(emulator_url, args.creates, args.workers, args.rounds)
+    print_table(headers, rows)
+    print(f"  SDK / raw: {emulator_ratio:.2f}x creates/s")
+    print(f"against a trivial aiohttp handler in a child process ({trivial_url}):")
+    rows, trivial_ratio = await _compare(trivial_url, args.creates, args.workers, args.rounds)
+    print_table(headers, rows)
+    print(f"  SDK / raw: {trivial_ratio:.2f}x creates/s")
+    print(
+        f"target SDK >= {TARGET_RATIO} x raw against the emulator: {emulator_ratio:.2f}x,"
+        f" {verdict(emulator_ratio >= TARGET_RATIO)}"
+    )
+    print(
+        f"target SDK >= {TARGET_RATIO} x raw against the trivial handler (client-bound):"
+        f" {trivial_ratio:.2f}x, {verdict(trivial_ratio >= TARGET_RATIO)}"
+    )
+    if args.quick:
+        print("  (quick run: rounds too short for stable ratios; run without --quick)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures.
+
+    Args:
+        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
+
+    Returns:
+        The exit status (0, also when a target is missed: the output says so).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--creates", type=int, help="creates per round (default 2,000; 200 with --quick)")
+    parser.add_argument(
+        "--workers", type=int, default=32, help="concurrent workers on each side (default 32)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="timed rounds of each side per server (default 3; 2 with --quick)"
+    )
+    args = parser.parse_args(argv)
+    args.creates = args.creates or (200 if args.quick else 2_000)
+    args.rounds = args.rounds or (2 if args.quick else 3)
+    # Processing time is irrelevant here: tasks are only created.
+    with (
+        emulator_process(concurrency=5, processing_time=3600.0) as emulator_url,
+        trivial_server_process() as trivial_url,
+    ):
+        anyio.run(_run, args, emulator_url, trivial_url, backend="asyncio")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

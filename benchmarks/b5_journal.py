@@ -1,0 +1,189 @@
+"""B5: the batch journal: group commit against one commit per operation, and resume start-up.
+
+Each item does what the batch engine does: ``await record_intent`` (durable before the POST),
+then ``record_submitted`` and ``record_result`` (queued), from many concurrent workers. The same
+work runs with batched commits (the default) and with ``max_batch=1`` (one commit per
+operation), side by side, and the ratio is printed. Then a journal of the batched run's size
+is reopened and read whole, as a resume does.
+
+Run ``python benchmarks/b5_journal.py`` (100,000 items; about a minute) or ``--quick``
+(a few seconds; the test suite smoke-runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from vidu_async._journal import SQLiteJournal
+
+# Targets from the design: the journal must never be what limits a batch, and a re-run of a
+# 100k-item batch must start within a few seconds.
+TARGET_ITEMS_PER_SECOND = 20_000
+TARGET_RESUME_SECONDS = 3.0
+
+
+def _request(i: int) -> dict[str, Any]:
+    # The size and shape of a typical subject-mode request line (URLs, not data URIs).
+    return {
+        "model": "viduq3",
+        "subjects": [
+            {"name": "Ming", "images": [f"https://example.com/media/ming-{i % 97}.png"]},
+            {"name": "Hong", "images": [f"https://example.com/media/hong-{i % 89}.png"]},
+        ],
+        "prompt": "@Ming cooks hot pot for @Hong and says he loves it, steam rising, warm evening light.",
+        "duration": 5,
+        "resolution": "720p",
+        "payload": f"vidu-async:fp-{i:08d}",
+    }
+
+
+def _task(i: int) -> dict[str, Any]:
+    return {
+        "id": f"task-{i:012d}",
+        "state": "success",
+        "err_code": "",
+        "credits": 20,
+        "payload": f"vidu-async:fp-{i:08d}",
+        "creations": [
+            {
+                "id": f"creation-{i:012d}",
+                "url": f"https://cdn.example.com/v/{i:012d}.mp4?sig=abcdef0123456789",
+                "cover_url": f"https://cdn.example.com/c/{i:012d}.jpg?sig=abcdef0123456789",
+            }
+        ],
+    }
+
+
+async def _write(
+    path: Path, items: int, workers: int, *, max_batch: int, synchronous: Literal["NORMAL", "FULL"]
+) -> tuple[float, int]:
+    """Journal ``items`` items from ``workers`` concurrent workers; returns (seconds, commits)."""
+    requests = [_request(i) for i in range(items)]
+    tasks = [_task(i) for i in range(items)]
+    next_item = iter(range(items))
+    started = time.perf_counter()
+    async with SQLiteJournal(path, max_batch=max_batch, synchronous=synchronous) as journal:
+        await journal.open_input("benchmark")
+
+        async def worker() -> None:
+            for i in next_item:
+                key = f"item-{i:08d}"
+                await journal.record_intent(
+                    key=key,
+                    index=i,
+                    request=requests[i],
+                    request_hash=f"{i:064x}",
+                    fingerprint=f"fp-{i:08d}",
+                )
+                journal.record_submitted(key, tasks[i]["id"], 20)
+                journal.record_result(
+                    key, state="success", task=tasks[i], credits=20, files=(f"videos/{key}.mp4",)
+                )
+
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(worker)
+    # Timed through the close: the final flush is part of the work.
+    return time.perf_counter() - started, journal.stats.commits
+
+
+async def _resume(path: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    async with SQLiteJournal(path) as journal:
+        entries = await journal.entries()
+        elapsed = time.perf_counter() - started
+    return elapsed, len(entries)
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+async def _run(args: argparse.Namespace, directory: Path) -> None:
+    print(
+        f"B5 journal (SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}):"
+        f" intent + submitted + result per item, {args.workers} concurrent workers"
+    )
+    batched_path = directory / "batched.sqlite"
+    batched_s, batched_commits = await _write(
+        batched_path, args.items, args.workers, max_batch=4096, synchronous="NORMAL"
+    )
+    single_s, single_commits = await _write(
+        directory / "single.sqlite", args.unbatched_items, args.workers, max_batch=1, synchronous="NORMAL"
+    )
+    full_s, full_commits = await _write(
+        directory / "full.sqlite", args.items, args.workers, max_batch=4096, synchronous="FULL"
+    )
+    batched_rate = args.items / batched_s
+    single_rate = args.unbatched_items / single_s
+    full_rate = args.items / full_s
+    print(f"  {'mode':<40} {'items':>9} {'seconds':>8} {'items/s':>10} {'commits':>8} {'ops/commit':>10}")
+    rows = [
+        ("batched (group commit, synchronous=NORMAL)", args.items, batched_s, batched_rate, batched_commits),
+        ("one commit per operation", args.unbatched_items, single_s, single_rate, single_commits),
+        ("batched, synchronous=FULL (fsync/commit)", args.items, full_s, full_rate, full_commits),
+    ]
+    for label, items, seconds, rate, commits in rows:
+        print(
+            f"  {label:<40} {items:>9,} {seconds:>8.2f} {rate:>10,.0f} {commits:>8,} {3 * items / commits:>10.1f}"
+        )
+    print(f"  batched / one-commit-per-operation: {batched_rate / single_rate:.1f}x items/s")
+    print(f"  batched FULL / batched NORMAL:      {full_rate / batched_rate:.2f}x items/s")
+    print(
+        f"  target >= {TARGET_ITEMS_PER_SECOND:,} items/s batched:"
+        f" {batched_rate / TARGET_ITEMS_PER_SECOND:.1f}x the target, {_verdict(batched_rate >= TARGET_ITEMS_PER_SECOND)}"
+    )
+
+    resume_s, count = await _resume(batched_path)
+    print(f"resume: open + entries() of a {count:,}-item journal: {resume_s:.3f} s")
+    print(
+        f"  target <= {TARGET_RESUME_SECONDS:.0f} s: {TARGET_RESUME_SECONDS / resume_s:.1f}x headroom,"
+        f" {_verdict(resume_s <= TARGET_RESUME_SECONDS)}"
+        f" ({count / resume_s:,.0f} entries/s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures.
+
+    Args:
+        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
+
+    Returns:
+        The exit status (0).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run of a few seconds")
+    parser.add_argument(
+        "--items", type=int, help="items in the batched runs and the resume (default 100,000)"
+    )
+    parser.add_argument("--unbatched-items", type=int, help="items in the one-commit-per-operation run")
+    parser.add_argument("--workers", type=int, default=200, help="concurrent items in flight (default 200)")
+    parser.add_argument(
+        "--dir", type=Path, help="where to write the journals (default: a temporary directory)"
+    )
+    args = parser.parse_args(argv)
+    # The unbatched run is the slow baseline; a smaller count gives the same items/s figure.
+    args.items = args.items or (2_000 if args.quick else 100_000)
+    args.unbatched_items = args.unbatched_items or (300 if args.quick else 10_000)
+    if args.quick:
+        args.workers = min(args.workers, 50)
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        anyio.run(_run, args, args.dir, backend="asyncio")
+    else:
+        with tempfile.TemporaryDirectory(prefix="vidu-b5-") as tmp:
+            anyio.run(_run, args, Path(tmp), backend="asyncio")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

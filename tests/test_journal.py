@@ -1,0 +1,682 @@
+"""The batch journal: what it records, when it is durable, what it refuses, and how it survives a kill."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import sqlite3
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidu_async._journal import (
+    SCHEMA_VERSION,
+    STATE_INTENT,
+    STATE_SUBMITTED,
+    Journal,
+    JournalEntry,
+    SQLiteJournal,
+)
+from vidu_async.exceptions import JournalError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REQUEST: dict[str, Any] = {
+    "model": "viduq3",
+    "subjects": [{"name": "Ming", "images": ["https://example.com/ming.png"]}],
+    "prompt": "@Ming cooks hot pot and says he loves it. 明在吃火锅。",
+    "duration": 5,
+    "payload": "vidu-async:fp-1",
+}
+TASK: dict[str, Any] = {
+    "id": "task-1",
+    "state": "success",
+    "credits": 20,
+    "creations": [{"id": "c-1", "url": "https://cdn.example.com/1.mp4"}],
+}
+
+
+async def intent(journal: Journal, key: str, index: int = 0, **overrides: Any) -> None:
+    """Record an intent with plausible defaults."""
+    fields: dict[str, Any] = {
+        "key": key,
+        "index": index,
+        "request": REQUEST,
+        "request_hash": "hash-" + key,
+        "fingerprint": "fp-" + key,
+    }
+    fields.update(overrides)
+    await journal.record_intent(**fields)
+
+
+@contextlib.contextmanager
+def plain_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    """A second, ordinary connection to the journal's file, as another process would open it."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def child(script: str, *args: str) -> AsyncIterator[tuple[Process, BufferedByteReceiveStream]]:
+    """A Python child running ``script``, with a line reader on its stdout; killed if still running."""
+    async with await anyio.open_process([sys.executable, "-c", script, *args]) as process:
+        try:
+            assert process.stdout is not None
+            yield process, BufferedByteReceiveStream(process.stdout)
+        finally:
+            # Closing a Process waits for it to exit: a failed test must not wait forever.
+            if process.returncode is None:
+                process.kill()
+
+
+async def read_line(stream: BufferedByteReceiveStream) -> str | None:
+    """One line of a child's stdout, without its newline; ``None`` at the end of the stream."""
+    try:
+        return (await stream.receive_until(b"\n", 1 << 16)).decode()
+    except (anyio.IncompleteRead, anyio.EndOfStream):
+        return None
+
+
+async def child_failed(process: Process, waiting_for: str) -> None:
+    """Fail the test with the child's stderr."""
+    assert process.stderr is not None
+    errors = b"".join([chunk async for chunk in process.stderr]).decode()
+    pytest.fail(f"the child ended before printing {waiting_for}: {errors}")
+
+
+HOLDER = """
+import sys, anyio
+from vidu_async._journal import SQLiteJournal
+
+async def main():
+    async with SQLiteJournal(sys.argv[1]):
+        print("locked", flush=True)
+        await anyio.sleep_forever()
+
+anyio.run(main)
+"""
+
+# Journals items from 20 concurrent workers and prints each key once record_intent returned,
+# i.e. once the journal said the intent is durable. It never finishes: the test kills it.
+WRITER = """
+import sys, anyio
+from vidu_async._journal import SQLiteJournal
+
+async def main(path):
+    async with SQLiteJournal(path) as journal:
+        await journal.open_input("crash-test")
+
+        async def worker(first):
+            for i in range(first, 10_000_000, 20):
+                key = f"k{i:07d}"
+                await journal.record_intent(
+                    key=key, index=i, request={"i": i, "prompt": "x" * 200},
+                    request_hash=f"h{i}", fingerprint=f"fp{i}",
+                )
+                print(key, flush=True)
+                journal.record_submitted(key, f"task{i}", 1)
+                if i % 3 == 0:
+                    journal.record_result(key, state="success", task={"id": f"task{i}"})
+
+        async with anyio.create_task_group() as group:
+            for first in range(20):
+                group.start_soon(worker, first)
+
+anyio.run(main, sys.argv[1])
+"""
+
+
+class TestRoundTrip:
+    """Every kind of record reads back as written, across a reopen."""
+
+    async def test_intent(self, tmp_path: Path) -> None:
+        """An intent stores key, index, request, hash and fingerprint, with one attempt."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a", 7)
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (entry.key, entry.index, entry.request, entry.request_hash, entry.fingerprint) == (
+            "a",
+            7,
+            REQUEST,
+            "hash-a",
+            "fp-a",
+        )
+        assert (entry.state, entry.task_id, entry.finished, entry.attempts) == (STATE_INTENT, None, False, 1)
+        assert entry.task is None
+        assert 0 < entry.created_at <= entry.updated_at
+
+    async def test_submitted_state_and_result(self, tmp_path: Path) -> None:
+        """Submitted, a state change and the result land on the same row."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_submitted("a", "task-1", 20)
+            await journal.flush()
+            submitted = await journal.get("a")
+            journal.record_state("a", "processing")
+            processing = await journal.get("a")
+            journal.record_result(
+                "a",
+                state="success",
+                task=TASK,
+                err_code="",
+                error=None,
+                attempts=3,
+                files=[Path("videos/task-1-c-1.mp4")],
+            )
+            done = await journal.get("a")
+        assert submitted is not None
+        assert (submitted.state, submitted.task_id, submitted.credits) == (STATE_SUBMITTED, "task-1", 20)
+        assert processing is not None
+        assert processing.state == "processing"
+        assert done is not None
+        assert (done.state, done.finished, done.task_id, done.credits, done.attempts) == (
+            "success",
+            True,
+            "task-1",
+            20,
+            3,
+        )
+        assert done.task == TASK
+        assert done.files == (str(Path("videos/task-1-c-1.mp4")),)
+
+    async def test_failed_result(self, tmp_path: Path) -> None:
+        """A failed result keeps err_code and error text; attempts stay counted when not given."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_submitted("a", "task-1")
+            journal.record_result("a", state="failed", err_code="AuditFailed", error="TaskFailedError: audit")
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (entry.state, entry.finished, entry.err_code, entry.error, entry.attempts, entry.credits) == (
+            "failed",
+            True,
+            "AuditFailed",
+            "TaskFailedError: audit",
+            1,
+            None,
+        )
+
+    async def test_result_without_intent(self, tmp_path: Path) -> None:
+        """A result for an item never submitted (an invalid request) creates its row."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            journal.record_result(
+                "bad", state="invalid", error="duration: must be 5", index=4, request={"x": 1}
+            )
+            entry = await journal.get("bad")
+            # A later intent for that key is accepted: the row never knew its request's hash.
+            await intent(journal, "bad", 4)
+            again = await journal.get("bad")
+        assert entry is not None
+        assert (entry.index, entry.state, entry.finished, entry.request, entry.request_hash) == (
+            4,
+            "invalid",
+            True,
+            {"x": 1},
+            "",
+        )
+        assert again is not None
+        assert (again.state, again.finished, again.request_hash) == (STATE_INTENT, False, "hash-bad")
+
+    async def test_reintent_is_a_new_attempt(self, tmp_path: Path) -> None:
+        """The same key and request again counts an attempt and clears the previous task."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_submitted("a", "task-1", 20)
+            journal.record_result("a", state="failed", err_code="SystemError")
+            await intent(journal, "a", fingerprint="fp-2")
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (
+            entry.attempts,
+            entry.state,
+            entry.task_id,
+            entry.finished,
+            entry.fingerprint,
+            entry.err_code,
+        ) == (
+            2,
+            STATE_INTENT,
+            None,
+            False,
+            "fp-2",
+            "",
+        )
+
+    async def test_finished_items_stay_finished(self, tmp_path: Path) -> None:
+        """A late state change or task id does not reopen a finished item."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_submitted("a", "task-1")
+            journal.record_result("a", state="success", task=TASK)
+            journal.record_state("a", "processing")
+            journal.record_submitted("a", "task-1", 20)
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (entry.state, entry.finished, entry.credits) == ("success", True, 20)
+
+    async def test_unknown_key(self, tmp_path: Path) -> None:
+        """get() of a key never journaled is None; a task id for it is counted and ignored."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            journal.record_submitted("ghost", "task-9")
+            journal.record_state("ghost", "processing")
+            assert await journal.get("ghost") is None
+            assert journal.stats.unknown_keys == 1
+
+    async def test_entries_after_reopen(self, tmp_path: Path) -> None:
+        """A reopened journal gives every entry back, ordered by index, in the state it was left."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await journal.open_input("jobs.jsonl:abc")
+            for index in (3, 0, 2, 1):
+                await intent(journal, f"k{index}", index)
+            journal.record_submitted("k1", "task-1")
+            journal.record_result("k2", state="success", task=TASK)
+        async with SQLiteJournal(path) as journal:
+            await journal.open_input("jobs.jsonl:abc")
+            entries = await journal.entries()
+        assert list(entries) == ["k0", "k1", "k2", "k3"]
+        assert [(e.state, e.task_id, e.finished) for e in entries.values()] == [
+            (STATE_INTENT, None, False),
+            (STATE_SUBMITTED, "task-1", False),
+            ("success", None, True),
+            (STATE_INTENT, None, False),
+        ]
+        assert entries["k2"].task == TASK
+
+    async def test_ops_of_one_key_out_of_usual_order_in_one_batch(self, tmp_path: Path) -> None:
+        """A result followed by a re-intent of the same key in one batch applies in queue order."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_result("a", state="failed")
+            await intent(journal, "a")  # queued right behind the result: same batch
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (entry.state, entry.finished, entry.attempts) == (STATE_INTENT, False, 2)
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        request=st.dictionaries(
+            st.text(),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers()
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(),
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                max_leaves=10,
+            ),
+            max_size=5,
+        ),
+        key=st.text(min_size=1),
+    )
+    async def test_any_json_round_trips(self, request: dict[str, Any], key: str) -> None:
+        """Any JSON request and any key (unicode, quotes, NUL) read back equal."""
+        with tempfile.TemporaryDirectory() as tmp:
+            async with SQLiteJournal(Path(tmp) / "j.sqlite") as journal:
+                await journal.record_intent(
+                    key=key, index=0, request=request, request_hash="h", fingerprint="f"
+                )
+                journal.record_result(key, state="success", task=request)
+                entries = await journal.entries()
+        assert list(entries) == [key]
+        assert entries[key].request == request
+        assert entries[key].task == request
+
+    async def test_unserializable_request_fails_its_own_call(self, tmp_path: Path) -> None:
+        """A request that is not JSON raises in the caller; the journal keeps working."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            with pytest.raises(TypeError):
+                await intent(journal, "a", request={"image": b"bytes"})
+            with pytest.raises(ValueError, match="JSON"):
+                journal.record_result("a", state="success", task={"progress": float("nan")})
+            await intent(journal, "b")
+            assert list(await journal.entries()) == ["b"]
+
+    def test_entry_decodes_lazily(self) -> None:
+        """An entry keeps JSON text and decodes it once, on first access."""
+        entry = JournalEntry(key="a", index=0, request_json='{"x": [1]}', task_json=None)
+        assert entry.request == {"x": [1]}
+        assert entry.request is entry.request
+        assert entry.task is None
+
+
+class TestDurability:
+    """An acknowledged intent is on disk; batches share commits; closing flushes the queue."""
+
+    async def test_intent_is_committed_when_record_intent_returns(self, tmp_path: Path) -> None:
+        """Another connection sees the intent as soon as record_intent returned."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a", 3)
+            with plain_sqlite(path) as conn:
+                rows = conn.execute("SELECT key, idx, state, fingerprint, request FROM items").fetchall()
+        assert len(rows) == 1
+        assert rows[0][:4] == ("a", 3, "intent", "fp-a")
+        assert json.loads(rows[0][4]) == REQUEST
+
+    async def test_concurrent_intents_share_commits(self, tmp_path: Path) -> None:
+        """1,000 concurrent record_intent calls take far fewer than 1,000 commits."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            before = journal.stats.commits
+            async with anyio.create_task_group() as group:
+                for index in range(1000):
+                    group.start_soon(intent, journal, f"k{index:04d}", index)
+            commits = journal.stats.commits - before
+            assert len(await journal.entries()) == 1000
+        assert 1 <= commits <= 50, commits
+
+    async def test_one_commit_per_operation_when_asked(self, tmp_path: Path) -> None:
+        """max_batch=1 commits each operation alone (the benchmark's baseline)."""
+        async with SQLiteJournal(tmp_path / "j.sqlite", max_batch=1) as journal:
+            async with anyio.create_task_group() as group:
+                for index in range(20):
+                    group.start_soon(intent, journal, f"k{index}", index)
+            assert journal.stats.commits == 20
+            assert journal.stats.largest_batch == 1
+
+    async def test_close_flushes_queued_records(self, tmp_path: Path) -> None:
+        """Results queued just before the block ends are committed by closing."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            for index in range(50):
+                await intent(journal, f"k{index}", index)
+            for index in range(50):
+                journal.record_submitted(f"k{index}", f"task-{index}")
+                journal.record_result(f"k{index}", state="success", task={"id": f"task-{index}"})
+        with plain_sqlite(path) as conn:
+            (finished,) = conn.execute(
+                "SELECT count(*) FROM items WHERE finished AND task_id IS NOT NULL"
+            ).fetchone()
+        assert finished == 50
+
+    async def test_close_flushes_when_the_batch_is_cancelled(self, tmp_path: Path) -> None:
+        """Cancelling the scope around the journal still commits what was queued."""
+        path = tmp_path / "j.sqlite"
+        with anyio.CancelScope() as scope:
+            async with SQLiteJournal(path) as journal:
+                await intent(journal, "a")
+                journal.record_result("a", state="success", task=TASK)
+                scope.cancel()
+                await anyio.lowlevel.checkpoint()
+        assert scope.cancelled_caught
+        async with SQLiteJournal(path) as journal:
+            entry = await journal.get("a")
+        assert entry is not None
+        assert entry.finished
+
+    @pytest.mark.parametrize(("synchronous", "level"), [("NORMAL", 1), ("FULL", 2)])
+    async def test_settings(self, tmp_path: Path, synchronous: Literal["NORMAL", "FULL"], level: int) -> None:
+        """The file is a WAL database with our schema version and application id, synced as asked."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path, synchronous=synchronous) as journal:
+            # A per-connection setting, so it is read on the journal's own (idle) connection.
+            assert journal._conn is not None
+            assert journal._conn.execute("PRAGMA synchronous").fetchone() == (level,)
+        with plain_sqlite(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            assert conn.execute("PRAGMA application_id").fetchone() == (0x56494455,)
+
+
+class TestRefusals:
+    """Each way a journal cannot be used raises JournalError, naming the file and changing nothing."""
+
+    async def test_key_reused_with_another_request(self, tmp_path: Path) -> None:
+        """The same key with a different request hash is refused, across runs too."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a", request_hash="h1")
+            with pytest.raises(JournalError, match=r"'a'.*different request") as caught:
+                await intent(journal, "a", request_hash="h2")
+            assert caught.value.path == str(path)
+        async with SQLiteJournal(path) as journal:
+            with pytest.raises(JournalError, match="different request"):
+                await intent(journal, "a", request_hash="h3")
+            entry = await journal.get("a")
+        assert entry is not None
+        assert (entry.request_hash, entry.attempts) == ("h1", 1)
+
+    async def test_key_conflict_inside_a_batch(self, tmp_path: Path) -> None:
+        """Among concurrent intents, only the one reusing a key with another request fails."""
+        outcomes: dict[str, str] = {}
+
+        async def attempt(name: str, key: str, request_hash: str) -> None:
+            try:
+                await intent(journal, key, request_hash=request_hash)
+            except JournalError:
+                outcomes[name] = "refused"
+            else:
+                outcomes[name] = "ok"
+
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            async with anyio.create_task_group() as group:
+                for index in range(10):
+                    group.start_soon(attempt, f"n{index}", f"k{index}", "h")
+                group.start_soon(attempt, "dup", "k3", "other")
+            entries = await journal.entries()
+        assert outcomes.pop("dup") == "refused"
+        assert set(outcomes.values()) == {"ok"}
+        assert len(entries) == 10
+        assert entries["k3"].request_hash == "h"
+
+    async def test_different_input(self, tmp_path: Path) -> None:
+        """A journal written for one input refuses another, naming both; the same input is fine."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await journal.open_input("jobs-a.jsonl:1111")
+            await journal.open_input("jobs-a.jsonl:1111")
+        async with SQLiteJournal(path) as journal:
+            await journal.open_input("jobs-a.jsonl:1111")
+            with pytest.raises(JournalError, match=r"'jobs-a\.jsonl:1111'.*'jobs-b\.jsonl:2222'"):
+                await journal.open_input("jobs-b.jsonl:2222")
+
+    async def test_newer_schema(self, tmp_path: Path) -> None:
+        """A journal from a newer schema is refused untouched."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a")
+        with plain_sqlite(path) as conn:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+            conn.execute("UPDATE meta SET value = 'vidu-async 9.0' WHERE name = 'written_by'")
+            conn.commit()
+        with pytest.raises(JournalError, match=r"newer vidu-async.*9\.0") as caught:
+            async with SQLiteJournal(path):
+                pass
+        assert caught.value.path == str(path)
+        with plain_sqlite(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+
+    async def test_garbage_file(self, tmp_path: Path) -> None:
+        """A file that is not a database is refused with its path, and left as it was."""
+        path = tmp_path / "journal.sqlite"
+        garbage = b"this is not a database, just some bytes\n" * 200
+        path.write_bytes(garbage)
+        with pytest.raises(JournalError, match="not a journal") as caught:
+            async with SQLiteJournal(path):
+                pass
+        assert caught.value.path == str(path)
+        assert str(path) in str(caught.value)
+        assert path.read_bytes() == garbage
+
+    async def test_someone_elses_database(self, tmp_path: Path) -> None:
+        """An SQLite database of another application is refused."""
+        path = tmp_path / "other.db"
+        with plain_sqlite(path) as conn:
+            conn.execute("CREATE TABLE photos (id INTEGER)")
+            conn.commit()
+        with pytest.raises(JournalError, match="not a vidu-async journal"):
+            async with SQLiteJournal(path):
+                pass
+
+    async def test_use_outside_the_block(self, tmp_path: Path) -> None:
+        """Recording before opening or after closing raises JournalError."""
+        journal = SQLiteJournal(tmp_path / "j.sqlite")
+        with pytest.raises(JournalError, match="not open"):
+            journal.record_state("a", "processing")
+        async with journal:
+            await intent(journal, "a")
+        with pytest.raises(JournalError, match="closed"):
+            journal.record_submitted("a", "task-1")
+        with pytest.raises(JournalError, match="closed"):
+            await intent(journal, "b")
+        with pytest.raises(RuntimeError, match="only once"):
+            async with journal:
+                pass
+
+    async def test_write_failure_surfaces(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If a commit fails, its waiters, later calls and closing all raise JournalError."""
+        journal = SQLiteJournal(tmp_path / "j.sqlite")
+
+        def fail(batch: object) -> object:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(journal)
+            monkeypatch.setattr(journal, "_apply_sync", fail)
+            with pytest.raises(JournalError, match="disk I/O error"):
+                await intent(journal, "a")
+            with pytest.raises(JournalError, match="disk I/O error"):
+                journal.record_submitted("a", "task-1")
+            with pytest.raises(JournalError, match="disk I/O error"):
+                await stack.aclose()
+
+    def test_bad_arguments(self, tmp_path: Path) -> None:
+        """max_batch below 1 and unknown synchronous modes are refused at construction."""
+        with pytest.raises(ValueError, match="max_batch"):
+            SQLiteJournal(tmp_path / "j.sqlite", max_batch=0)
+        with pytest.raises(ValueError, match="synchronous"):
+            SQLiteJournal(tmp_path / "j.sqlite", synchronous="OFF")  # type: ignore[arg-type]
+
+
+class TestLocking:
+    """One run at a time; a killed run's lock does not outlive it."""
+
+    async def test_second_journal_in_the_same_process(self, tmp_path: Path) -> None:
+        """A second open of a journal in use is refused until the first closes."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a")
+            with pytest.raises(JournalError, match="in use by another run") as caught:
+                async with SQLiteJournal(path):
+                    pass
+            assert caught.value.path == str(path)
+            await intent(journal, "b")  # the refused opener disturbed nothing
+        async with SQLiteJournal(path) as journal:
+            assert list(await journal.entries()) == ["a", "b"]
+
+    async def test_other_process_then_killed(self, tmp_path: Path) -> None:
+        """A journal held by another process is refused; after kill -9 it opens at once."""
+        path = tmp_path / "j.sqlite"
+        async with child(HOLDER, str(path)) as (process, stream):
+            with anyio.fail_after(30):
+                line = await read_line(stream)
+            if line != "locked":
+                await child_failed(process, "'locked'")
+            with pytest.raises(JournalError, match=f"in use by another run \\(process {process.pid}\\)"):
+                async with SQLiteJournal(path):
+                    pass
+            process.kill()
+            await process.wait()
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a")
+
+
+class TestCrashSafety:
+    """A process killed mid-stream leaves a journal that opens cleanly with every acknowledged intent."""
+
+    async def test_sigkill_while_writing(self, tmp_path: Path) -> None:
+        """Every key the child saw acknowledged is in the journal after SIGKILL."""
+        path = tmp_path / "j.sqlite"
+        acknowledged: list[str] = []
+        async with child(WRITER, str(path)) as (process, stream):
+            with anyio.fail_after(60):
+                while len(acknowledged) < 3000:
+                    line = await read_line(stream)
+                    if line is None:
+                        await child_failed(process, "3000 keys")
+                    else:
+                        acknowledged.append(line)
+            process.kill()
+            await process.wait()
+            # What the child printed before it died counts too: it was acknowledged.
+            while (line := await read_line(stream)) is not None:
+                acknowledged.append(line)
+        assert process.returncode != 0
+
+        with plain_sqlite(path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        async with SQLiteJournal(path) as journal:
+            await journal.open_input("crash-test")
+            entries = await journal.entries()
+            await intent(journal, "after-the-crash")  # and it is writable again
+        missing = [key for key in acknowledged if key not in entries]
+        assert not missing, f"{len(missing)} acknowledged intents lost, e.g. {missing[:5]}"
+        for key, entry in entries.items():
+            i = int(key[1:])
+            assert entry.request == {"i": i, "prompt": "x" * 200}
+            assert entry.task_id in (None, f"task{i}")
+            if entry.finished:
+                assert (entry.task_id, entry.task) == (f"task{i}", {"id": f"task{i}"})
+
+
+class TestCancellation:
+    """A cancelled record_intent leaves the writer and the journal working."""
+
+    async def test_cancelled_before_waiting(self, tmp_path: Path) -> None:
+        """A record_intent cancelled at once still reaches the queue; later calls work."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await intent(journal, "a")
+            assert scope.cancelled_caught
+            await intent(journal, "b")
+            entries = await journal.entries()
+        # "a" was handed to the writer before the wait was cancelled, so it was committed: a
+        # re-run reconciles such an intent by fingerprint like any intent without a task id.
+        assert list(entries) == ["a", "b"]
+
+    async def test_cancelled_while_the_commit_is_held_up(self, tmp_path: Path) -> None:
+        """Cancelling callers whose batch is waiting for sqlite leaves the batch to commit."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            # Holding the journal's sqlite limiter keeps the writer from committing.
+            async with anyio.create_task_group() as group, journal._limiter:
+                for index in range(5):
+                    group.start_soon(intent, journal, f"k{index}", index)
+                await anyio.wait_all_tasks_blocked()
+                group.cancel_scope.cancel()
+            await intent(journal, "after", 5)
+            journal.record_result("after", state="success")
+            await journal.flush()
+            entries = await journal.entries()
+        assert list(entries) == ["k0", "k1", "k2", "k3", "k4", "after"]
+        assert entries["after"].finished
+
+
+class TestBenchmark:
+    """The journal benchmark's quick mode runs (so it never rots)."""
+
+    def test_quick(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """benchmarks/b5_journal.py --quick prints throughput, the ratio and the resume time."""
+        spec = importlib.util.spec_from_file_location("b5_journal", ROOT / "benchmarks" / "b5_journal.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.main(["--quick", "--dir", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert "one commit per operation" in out
+        assert "batched / one-commit-per-operation" in out
+        assert "resume: open + entries()" in out
