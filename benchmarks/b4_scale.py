@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -107,8 +106,6 @@ async def _fill(
 
 
 async def _run(args: argparse.Namespace, base_url: str) -> None:
-    # Leaving a batch early logs every unfinished task id at WARNING: ten thousand of them here.
-    logging.getLogger("vidu_async").setLevel(logging.ERROR)
     requests: Counter[str] = Counter()
 
     def count(event: vidu.Event) -> None:

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "JournalLike", "request_hash", "request_key"]
 
 logger: Final = logging.getLogger("vidu_async")
+#: Task ids named in the warning about a batch left early; ``Batch.unfinished`` has the rest.
+_LOGGED_IDS: Final = 20
 
 #: One input item: a request, a body in Vidu's JSON shape (an optional ``"key"`` names it), or ``(key, request)``.
 BatchItem: TypeAlias = Reference2Video | Mapping[str, Any] | tuple[str, Reference2Video | Mapping[str, Any]]
@@ -276,7 +278,10 @@ class Batch:
             for i in sorted(self._running.values(), key=lambda i: i.index)
         ]
         if self.unfinished:
-            ids = ", ".join(t for _, _, t in self.unfinished if t) or "none yet"
+            running = [t for _, _, t in self.unfinished if t]
+            ids = ", ".join(running[:_LOGGED_IDS]) or "none yet"
+            if len(running) > _LOGGED_IDS:
+                ids += f" and {len(running) - _LOGGED_IDS} more (all in Batch.unfinished)"
             logger.warning(
                 "left the batch with %d items unfinished; tasks still running at Vidu: %s",
                 len(self.unfinished),

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import random
+import re
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -95,6 +96,22 @@ def _is_http_url(value: str) -> bool:
 
 def _deadline(timeout: float | None) -> float:
     return math.inf if timeout is None else anyio.current_time() + timeout
+
+
+_MENTION: Final = re.compile(r"\[?@[^\s\]]+\]?")
+
+
+def _echoes(row: Mapping[str, Any], request: Reference2Video) -> bool:
+    """Whether a task-list row could be ``request``: the fields it echoes agree with it.
+
+    A fingerprint is unique, but a caller's own ``payload`` need not be (a job type, a user id), so
+    a row is only taken for ours when what it echoes of the request matches too. The service echoes
+    subject mentions renumbered (``@Ming`` comes back as ``@1``), so mentions are compared as such.
+    """
+    model, prompt = row.get("model"), row.get("prompt")
+    if model is not None and model != request.model:
+        return False
+    return not isinstance(prompt, str) or _MENTION.sub("@", prompt) == _MENTION.sub("@", request.prompt)
 
 
 @attrs.frozen
@@ -459,10 +476,16 @@ class ViduClient:
             rows = body.get("tasks") if isinstance(body, Mapping) else None
             if not isinstance(rows, list):
                 return None
-            matches = [row for row in rows if isinstance(row, Mapping) and row.get("payload") == payload]
+            matches = [
+                row
+                for row in rows
+                if isinstance(row, Mapping)
+                and row.get("payload") == payload
+                and (payload.startswith(_retry.FINGERPRINT_PREFIX) or _echoes(row, request))
+            ]
             if matches:
                 if len(matches) > 1 and not payload.startswith(_retry.FINGERPRINT_PREFIX):
-                    return None  # the caller's own payload, used by several tasks: cannot tell which
+                    return None  # the caller's own payload, used by several like tasks: cannot tell which
                 return _convert.structure_task(matches[0])
             if any(isinstance(row, Mapping) and "payload" not in row for row in rows):
                 return None

@@ -10,6 +10,7 @@ and creation ids, never from the URL, and never leave the destination folder.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -37,9 +38,16 @@ _SAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def safe_name(text: str) -> str:
-    """``text`` reduced to letters, digits, ``-`` and ``_`` (ids are numeric; anything else is hostile)."""
-    cleaned = _SAFE.sub("_", text).strip("_")
-    return cleaned[:80] or "unnamed"
+    """``text`` reduced to letters, digits, ``-`` and ``_`` (ids are numeric; anything else is hostile).
+
+    An id that had to be changed gets a short digest of the original appended, so two ids that
+    reduce alike (``a/b``, ``a?b``) still name two files, and the same id always names the same file.
+    """
+    cleaned = _SAFE.sub("_", text).strip("_")[:80]
+    if cleaned and cleaned == text:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{cleaned or 'unnamed'}_{digest}"
 
 
 @attrs.frozen
