@@ -1,4 +1,4 @@
-"""Smoke runs of the engine benchmarks (B1–B4), so they never rot. No timing is asserted here:
+"""Smoke runs of the benchmarks, so they never rot. No timing is asserted here:
 the figures are for ``benchmarks/README.md``, and this machine's timings are not stable."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.mark.slow
 class TestQuickRuns:
-    @pytest.mark.parametrize("name", ["b1_submit", "b2_polling", "b3_makespan", "b4_scale"])
+    @pytest.mark.parametrize("name", ["b1_submit", "b2_polling", "b3_makespan", "b4_scale", "b5_journal"])
     def test_quick_mode_runs_and_reports_its_targets(
         self, name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import sqlite3
 import sys
@@ -30,7 +29,6 @@ from vidu_async._journal import (
 )
 from vidu_async.exceptions import JournalError
 
-ROOT = Path(__file__).resolve().parent.parent
 
 REQUEST: dict[str, Any] = {
     "model": "viduq3",
@@ -663,20 +661,3 @@ class TestCancellation:
             entries = await journal.entries()
         assert list(entries) == ["k0", "k1", "k2", "k3", "k4", "after"]
         assert entries["after"].finished
-
-
-class TestBenchmark:
-    """The journal benchmark's quick mode runs (so it never rots)."""
-
-    def test_quick(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """benchmarks/b5_journal.py --quick prints throughput, the ratio and the resume time."""
-        spec = importlib.util.spec_from_file_location("b5_journal", ROOT / "benchmarks" / "b5_journal.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        assert module.main(["--quick", "--dir", str(tmp_path)]) == 0
-        out = capsys.readouterr().out
-        assert "one commit per operation" in out
-        assert "batched / one-commit-per-operation" in out
-        assert "resume: open + entries()" in out
