@@ -29,7 +29,6 @@ from vidu_async._journal import (
 )
 from vidu_async.exceptions import JournalError
 
-
 REQUEST: dict[str, Any] = {
     "model": "viduq3",
     "subjects": [{"name": "Ming", "images": ["https://example.com/ming.png"]}],
