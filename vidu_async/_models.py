@@ -8,7 +8,7 @@ every problem at once.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -142,9 +142,23 @@ class Reference2Video:
         """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
         return [(where, item) for where, item in self.media() if not isinstance(item, str)]
 
+    def has_local_media(self) -> bool:
+        """Whether any media item is a path or bytes (cheaper than :meth:`local_media`)."""
+        return any(not isinstance(item, str) for _, values in self._media_fields() for item in values)
+
+    def media_values(self) -> Iterator[Media]:
+        """Every media item, without its field path."""
+        for _, values in self._media_fields():
+            yield from values
+
     def media(self) -> list[tuple[str, Media]]:
         """Every media item with its JSON field path (``subjects[0].images[1]``, ``images[0]``...)."""
-        items: list[tuple[str, Media]] = []
+        return [
+            (f"{field}[{i}]", item) for field, values in self._media_fields() for i, item in enumerate(values)
+        ]
+
+    def _media_fields(self) -> Iterator[tuple[str, tuple[Media, ...]]]:
+        """Each media list with its JSON field name (``subjects[0].images``, ``images``...)."""
         # Not a tuple means validation is about to name the type error; never crash on it here.
         given: object = self.subjects
         subjects: tuple[object, ...] = given if isinstance(given, tuple) else ()
@@ -153,12 +167,11 @@ class Reference2Video:
                 for field in ("images", "videos"):
                     values = getattr(subject, field)
                     if isinstance(values, tuple):
-                        items.extend((f"subjects[{s}].{field}[{i}]", v) for i, v in enumerate(values))
+                        yield f"subjects[{s}].{field}", values
         for field in ("images", "videos"):
             values = getattr(self, field)
             if isinstance(values, tuple):
-                items.extend((f"{field}[{i}]", v) for i, v in enumerate(values))
-        return items
+                yield field, values
 
 
 class TaskState(enum.StrEnum):

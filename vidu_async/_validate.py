@@ -480,7 +480,7 @@ def estimated_body_size(request: Reference2Video) -> int:
     for value in (request.prompt, request.payload, request.meta_data):
         if isinstance(value, str):
             total += len(value.encode("utf-8", "surrogatepass")) + 16
-    for _, item in request.media():
+    for item in request.media_values():
         if isinstance(item, str):
             total += len(item) + 4
         elif isinstance(item, bytes):
