@@ -1,7 +1,7 @@
-"""Shared helpers of the engine benchmarks B1–B4 (not a benchmark itself).
+"""Shared helpers of the engine benchmarks (not a benchmark itself).
 
 What lives here: the request every benchmark sends, small statistics and formatting helpers, the
-process's resident memory, and servers run in a child process (the emulator through
+process's resident memory, a free local port, and servers run in a child process (the emulator through
 ``python -m vidu_async emulator``, and a trivial aiohttp handler, ``python benchmarks/_common.py
 trivial-server``), so that a client can be measured without the server's work in its own process.
 """
@@ -32,6 +32,7 @@ __all__ = [
     "API_KEY",
     "REQUEST",
     "emulator_process",
+    "free_port",
     "percentile",
     "print_table",
     "raw_body",
@@ -183,7 +184,9 @@ def _serve_trivial(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server whose URL must be known
+    before it starts, such as a callback receiver)."""
     import socket
 
     with socket.socket() as sock:
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["trivial-server"])
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     args = parser.parse_args(argv)
-    _serve_trivial(args.port or _free_port())
+    _serve_trivial(args.port or free_port())
     return 0
 
 

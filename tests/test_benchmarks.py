@@ -26,7 +26,9 @@ def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.mark.slow
 class TestQuickRuns:
-    @pytest.mark.parametrize("name", ["b1_submit", "b2_polling", "b3_makespan", "b4_scale", "b5_journal"])
+    @pytest.mark.parametrize(
+        "name", ["b1_submit", "b2_polling", "b3_makespan", "b4_scale", "b5_journal", "b6_callbacks"]
+    )
     def test_quick_mode_runs_and_reports_its_targets(
         self, name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:

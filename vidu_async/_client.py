@@ -717,6 +717,8 @@ class ViduClient:
         The body is a hint (Vidu does not sign it): a finished task is read with one GET before any
         watcher hears of it; unfinished states are ignored. Use it from your own web server after
         :func:`vidu_async.callbacks.verify_request`; :meth:`serve_callbacks` does it for you.
+        Repeats cost nothing (a finish already being read or read is ignored), so a receiver in
+        front of it need not de-duplicate; one that does may drop a genuine finish after a lie.
         """
         self._poller.hint(task)
 
@@ -727,7 +729,8 @@ class ViduClient:
         """Receive Vidu's callbacks for this client on ``host:port`` while the block runs.
 
         Each callback is verified against the client's key and ``callback_url`` (the registered URL,
-        not the Host it arrived with), de-duplicated, answered at once, and handed to :meth:`notify`.
+        not the Host it arrived with), answered at once, and handed to :meth:`notify`, which
+        de-duplicates by itself: a finish that a GET refuted (a signed lie) may come again, genuine.
 
         Args:
             host: The interface to listen on.
@@ -735,7 +738,7 @@ class ViduClient:
             path: The route; defaults to the path of ``callback_url``.
 
         Yields:
-            The receiver (its ``stats`` count accepted, duplicate and rejected callbacks).
+            The receiver (its ``stats`` count accepted and rejected callbacks).
 
         Raises:
             ConfigurationError: the client has no ``callback_url``.
@@ -743,7 +746,7 @@ class ViduClient:
         if self.callback_url is None:
             raise ConfigurationError("serve_callbacks needs ViduClient(callback_url=...): the URL Vidu calls")
         receiver = CallbackReceiver(
-            api_key=self._key.reveal(), callback_url=self.callback_url, on_update=self.notify
+            api_key=self._key.reveal(), callback_url=self.callback_url, on_update=self.notify, dedupe_size=0
         )
         app = web.Application()
         receiver.setup(app, path=path)

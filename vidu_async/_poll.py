@@ -8,6 +8,8 @@ that works and one task at a time where it does not, within a poll budget of req
 
 Listeners of one task share one schedule. A finish seen in the list is confirmed with one
 ``GET /tasks/{id}/creations`` before anyone hears of it, so listeners always get the full task.
+A finish a callback reports (:meth:`Poller.hint`) is read the same way, at once and outside the
+poll budget; tasks completed by callback are otherwise polled only at the safety-net interval.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class PollPlanner:
         self._rng = rng or random.Random()
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str]] = []
+        self._hinted: dict[str, None] = {}  # an ordered set: hinted, not yet taken
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -138,6 +141,7 @@ class PollPlanner:
     def remove(self, task_id: str) -> None:
         """Stop watching ``task_id`` (its heap entries become stale and are skipped)."""
         self._entries.pop(task_id, None)
+        self._hinted.pop(task_id, None)
 
     # --- timing -------------------------------------------------------------------------------
 
@@ -190,7 +194,9 @@ class PollPlanner:
         """Every entry due by ``now``; then, up to a multiple of ``fill_to``, the ones due soonest after.
 
         In bulk mode one request covers ``fill_to`` tasks whatever their number, so a page is filled
-        with the tasks that would be due next: they are checked earlier at no extra cost.
+        with the tasks that would be due next: they are checked earlier at no extra cost. Only a page
+        that is sent anyway is filled: entries read one by one (never seen, or hinted by a callback)
+        take no room in it, and when they are all that is due no page is sent at all.
         """
         due: list[_Entry] = []
         self._clean_top()
@@ -199,7 +205,8 @@ class PollPlanner:
             due.append(self._entries[task_id])
             self._clean_top()
         if due and fill_to > 1:
-            room = -len(due) % fill_to
+            listed = sum(1 for entry in due if entry.last is not None and not entry.hinted)
+            room = -listed % fill_to  # 0 when nothing due goes to the list
             while room and self._heap:
                 _, _, task_id = heapq.heappop(self._heap)
                 due.append(self._entries[task_id])
@@ -231,6 +238,30 @@ class PollPlanner:
             self._schedule(entry, now + self._jittered(self.interval(entry, now)))
         return out
 
+    def hint(self, task_id: str) -> bool:
+        """A callback says ``task_id`` finished: it is to be read at once, outside the schedule
+        (:meth:`take_hinted`). Returns False when it is not watched or already hinted."""
+        entry = self._entries.get(task_id)
+        if entry is None or entry.hinted:
+            return False
+        entry.hinted = True
+        self._hinted[task_id] = None
+        return True
+
+    @property
+    def has_hints(self) -> bool:
+        """Whether hinted entries wait to be taken."""
+        return bool(self._hinted)
+
+    def take_hinted(self) -> list[_Entry]:
+        """The hinted entries, each taken once: their schedule waits for the observation (or the
+        failure) of the read, which reschedules them."""
+        taken = [entry for task_id in self._hinted if (entry := self._entries.get(task_id)) is not None]
+        self._hinted.clear()
+        for entry in taken:
+            entry.version += 1  # its heap slot is stale until it is rescheduled
+        return taken
+
     def reschedule(self, task_id: str, when: float) -> None:
         """Check ``task_id`` at ``when`` instead."""
         entry = self._entries.get(task_id)
@@ -254,6 +285,7 @@ class PollPlanner:
     def error(self, task_id: str, exc: ViduError) -> list[tuple[Listener, Update]]:
         """A check showed the watch cannot go on (the task does not exist): tell everyone and drop it."""
         entry = self._entries.pop(task_id, None)
+        self._hinted.pop(task_id, None)
         return [(listener, exc) for listener in entry.listeners] if entry is not None else []
 
 
@@ -349,12 +381,8 @@ class Poller:
         The body is not signed, so it is only a hint; hints of unfinished states change nothing
         (each would cost a request, and the finish brings the task whole).
         """
-        entry = self.planner.entry(task.id)
-        if entry is None or not task.is_terminal or entry.hinted:
-            return
-        entry.hinted = True
-        self.planner.reschedule(task.id, anyio.current_time())
-        self._wake.set()
+        if task.is_terminal and self.planner.hint(task.id):
+            self._wake.set()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -364,6 +392,11 @@ class Poller:
         self._budget = TokenBucket(rate, now=anyio.current_time(), burst=max(1.0, rate / 4))
         last_bulk_tick = -math.inf
         while True:
+            if self.planner.has_hints:
+                # Read at once, not at the next bulk check: a hint needs no list request, and
+                # answering it sooner than polling would is what the callback is for.
+                await self._confirm_hints()
+                continue
             wake = self.planner.next_wake()
             now = anyio.current_time()
             if wake is not None and self._bulk_mode(now):
@@ -386,6 +419,13 @@ class Poller:
         if delay > 0:
             await anyio.sleep(delay)
 
+    async def _confirm_hints(self) -> None:
+        """One GET for each task a callback said finished, outside the poll budget like
+        :meth:`_confirm` (one per finish: the work bounds them)."""
+        async with anyio.create_task_group() as tg:
+            for entry in self.planner.take_hinted():
+                tg.start_soon(self._check_one, entry.task_id, False)
+
     def _bulk_mode(self, now: float) -> bool:
         return self.policy.bulk and now >= self._bulk_ok_after
 
@@ -398,7 +438,8 @@ class Poller:
         known = [e for e in due if e.last is not None and not e.hinted]
         async with anyio.create_task_group() as tg:
             for entry in unknown if bulk else due:
-                tg.start_soon(self._check_one, entry.task_id)
+                # A hint whose first read failed is read again here, still outside the budget.
+                tg.start_soon(self._check_one, entry.task_id, not entry.hinted)
             if bulk and known:
                 for start in range(0, len(known), _PAGE):
                     tg.start_soon(self._bulk_check, known[start : start + _PAGE])
@@ -412,11 +453,11 @@ class Poller:
         self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
         return await self._send_fn(call)
 
-    async def _check_one(self, task_id: str) -> None:
-        """One ``GET /tasks/{id}/creations``."""
+    async def _check_one(self, task_id: str, budgeted: bool = True) -> None:
+        """One ``GET /tasks/{id}/creations`` (``budgeted``: spending the poll budget)."""
         call = _http.build_get_task(task_id)
         try:
-            task = _http.read_task(call, await self._request(call), task_id=task_id)
+            task = _http.read_task(call, await self._request(call, budgeted=budgeted), task_id=task_id)
         except NotFoundError as exc:
             self._notify(self.planner.error(task_id, exc), None)
             return

@@ -456,8 +456,8 @@ class CallbackReceiver:
     on), with a ``Date`` window and a nonce cache; failures are answered 401 with the check's name
     and counted in :attr:`stats`. A verified body that is not a task is answered 400. A verified
     update whose (task id, state) was already handed over is answered 200 and dropped, so Vidu's
-    retries and duplicates reach ``on_update`` once. Anything else is handed to ``on_update`` and
-    answered 200 ``{}``.
+    retries and duplicates reach ``on_update`` once (unless ``dedupe_size`` is 0). Anything else is
+    handed to ``on_update`` and answered 200 ``{}``.
 
     A plain ``on_update`` runs inline (keep it quick). When it returns an awaitable, the awaitable
     goes to a bounded buffer drained by up to ``max_concurrency`` consumers, so a slow consumer
@@ -474,7 +474,9 @@ class CallbackReceiver:
         on_update: Called with each verified, new update.
         max_skew: Seconds ``Date`` may be from now, either way.
         nonces: The replay cache (default: a new :class:`NonceCache`).
-        dedupe_size: How many (task id, state) pairs are remembered for de-duplication.
+        dedupe_size: How many (task id, state) pairs are remembered for de-duplication; 0 turns
+            it off, for an ``on_update`` that de-duplicates by itself (``ViduClient.notify``: there a
+            hint a GET refuted must be able to come again, so a signed lie cannot mute the real update).
         max_pending: Awaitables buffered for the consumers before updates are answered 503.
         max_concurrency: Awaitables run at once.
         shutdown_timeout: Seconds the consumers get at shutdown to finish what is buffered
@@ -503,6 +505,8 @@ class CallbackReceiver:
             raise ValueError(f"callback_url must be an absolute http(s) URL, not {callback_url!r}")
         if max_pending < 1 or max_concurrency < 1:
             raise ValueError("max_pending and max_concurrency must be at least 1")
+        if dedupe_size < 0:
+            raise ValueError(f"dedupe_size must not be negative, not {dedupe_size}")
         self._nonces = NonceCache() if nonces is None else nonces
         if not max_skew >= 0 or self._nonces.ttl < 2 * max_skew:
             raise ValueError(
@@ -514,7 +518,7 @@ class CallbackReceiver:
         self._on_update = on_update
         self._max_skew = max_skew
         # No time limit: a duplicate is the same update whenever it comes; only the size is bounded.
-        self._seen: _Recent[tuple[str, str]] = _Recent(dedupe_size, math.inf)
+        self._seen: _Recent[tuple[str, str]] | None = _Recent(dedupe_size, math.inf) if dedupe_size else None
         self._max_pending = max_pending
         self._max_concurrency = max_concurrency
         self._shutdown_timeout = shutdown_timeout
@@ -631,7 +635,7 @@ class CallbackReceiver:
         # From here to the end there is no ``await``: the duplicate check and the hand-over are one
         # step, so two copies of an update arriving together are handed over once.
         key = (task.id, task.raw_state)
-        if self._seen.seen(key, 0.0):
+        if self._seen is not None and self._seen.seen(key, 0.0):
             self.stats.duplicates += 1
             return web.json_response({})
         try:
@@ -643,7 +647,8 @@ class CallbackReceiver:
             if result is not None and not self._hand_over(result):
                 self.stats.unavailable += 1
                 return web.json_response({"error": "busy, retry later"}, status=503)
-        self._seen.add(key, 0.0)
+        if self._seen is not None:
+            self._seen.add(key, 0.0)
         self.stats.accepted += 1
         return web.json_response({})
 
@@ -691,6 +696,7 @@ def make_callback_app(
     path: str | None = None,
     max_skew: float = 300.0,
     nonces: NonceCache | None = None,
+    dedupe_size: int = 10_000,
 ) -> web.Application:
     """An aiohttp application that receives Vidu's callbacks (see :class:`CallbackReceiver`).
 
@@ -701,12 +707,20 @@ def make_callback_app(
         path: Where the callbacks arrive (default: the registered URL's path).
         max_skew: Seconds ``Date`` may be from now, either way.
         nonces: The replay cache (default: a new :class:`NonceCache`).
+        dedupe_size: (task id, state) pairs remembered to drop repeats; 0 turns that off, as
+            ``on_update=client.notify`` wants (the client de-duplicates, and a finish a GET refuted
+            must be able to come again).
 
     Returns:
         The application; ``app[RECEIVER_KEY]`` is its receiver (``.stats``).
     """
     receiver = CallbackReceiver(
-        api_key=api_key, callback_url=callback_url, on_update=on_update, max_skew=max_skew, nonces=nonces
+        api_key=api_key,
+        callback_url=callback_url,
+        on_update=on_update,
+        max_skew=max_skew,
+        nonces=nonces,
+        dedupe_size=dedupe_size,
     )
     app = web.Application()
     receiver.setup(app, path=path)
