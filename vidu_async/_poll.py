@@ -424,7 +424,7 @@ class Poller:
         :meth:`_confirm` (one per finish: the work bounds them)."""
         async with anyio.create_task_group() as tg:
             for entry in self.planner.take_hinted():
-                tg.start_soon(self._check_one, entry.task_id, False)
+                tg.start_soon(self._check_one, entry.task_id)
 
     def _bulk_mode(self, now: float) -> bool:
         return self.policy.bulk and now >= self._bulk_ok_after
@@ -436,12 +436,17 @@ class Poller:
         # Never seen, or a callback said it finished: one GET each. The rest: one list per 100.
         unknown = [e for e in due if e.last is None or e.hinted]
         known = [e for e in due if e.last is not None and not e.hinted]
+        # Each check is paid for before its task starts, so the tasks alive are the requests the
+        # budget lets out now, not one per page or task due (10,000 due tasks make 100 pages).
         async with anyio.create_task_group() as tg:
             for entry in unknown if bulk else due:
                 # A hint whose first read failed is read again here, still outside the budget.
-                tg.start_soon(self._check_one, entry.task_id, not entry.hinted)
+                if not entry.hinted:
+                    await self._spend()
+                tg.start_soon(self._check_one, entry.task_id)
             if bulk and known:
                 for start in range(0, len(known), _PAGE):
+                    await self._spend()
                     tg.start_soon(self._bulk_check, known[start : start + _PAGE])
 
     async def _request(self, call: _http.ApiRequest, *, budgeted: bool = True) -> _http.ApiResponse:
@@ -453,11 +458,12 @@ class Poller:
         self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
         return await self._send_fn(call)
 
-    async def _check_one(self, task_id: str, budgeted: bool = True) -> None:
-        """One ``GET /tasks/{id}/creations`` (``budgeted``: spending the poll budget)."""
+    async def _check_one(self, task_id: str) -> None:
+        """One ``GET /tasks/{id}/creations``; the caller paid for it from the poll budget, or it is
+        a read outside the budget (a callback's finish)."""
         call = _http.build_get_task(task_id)
         try:
-            task = _http.read_task(call, await self._request(call, budgeted=budgeted), task_id=task_id)
+            task = _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
         except NotFoundError as exc:
             self._notify(self.planner.error(task_id, exc), None)
             return
@@ -468,10 +474,11 @@ class Poller:
         self._observe(task)
 
     async def _bulk_check(self, entries: list[_Entry]) -> None:
-        """Ask the list which of ``entries`` finished; confirm each finish with one GET."""
+        """Ask the list which of ``entries`` finished (a request already paid for from the poll
+        budget); confirm each finish with one GET."""
         ids = [e.task_id for e in entries]
         since = min(e.created_at for e in entries) - timedelta(hours=1)
-        rows = await self._list(ids, list(_TERMINAL), since)
+        rows = await self._list(ids, list(_TERMINAL), since, budgeted=False)
         now = anyio.current_time()
         if rows is None:
             for task_id in ids:
@@ -535,11 +542,13 @@ class Poller:
             if not row.is_terminal:
                 self._observe(row)
 
-    async def _list(self, ids: list[str], states: list[str], since: datetime) -> list[Task] | None:
+    async def _list(
+        self, ids: list[str], states: list[str], since: datetime, *, budgeted: bool = True
+    ) -> list[Task] | None:
         """One list request for ``ids`` in ``states``; ``None`` when it failed (then maybe fall back)."""
         call = _http.build_list(task_ids=ids, states=states, created_from=since, page_size=_PAGE)
         try:
-            rows, _ = _http.read_task_list(call, await self._request(call))
+            rows, _ = _http.read_task_list(call, await self._request(call, budgeted=budgeted))
         except (ResponseValidationError, APIError) as exc:
             if isinstance(exc, ResponseValidationError) or (
                 exc.status in (400, 404, 405, 501) and exc.reason not in ("TooManyRequests", "QuotaExceeded")
