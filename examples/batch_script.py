@@ -78,19 +78,22 @@ def to_request(body: dict[str, Any], folder: Path) -> vidu.Reference2Video:
 
 async def read_jobs(path: Path, rejected: list[str]) -> AsyncGenerator[Job, None]:
     """The job file's requests, one line at a time; lines that are not valid requests go to ``rejected``."""
-    async with await anyio.open_file(path, encoding="utf-8") as lines:
+    # Bytes, decoded line by line: one line that is not UTF-8 is skipped like any other bad line.
+    async with await anyio.open_file(path, "rb") as lines:
         number = 0
-        async for line in lines:
+        async for raw in lines:
             number += 1
-            if not line.strip():
+            if not raw.strip():
                 continue
             try:
-                body = json.loads(line)
+                body = json.loads(raw.decode("utf-8"))
                 if not isinstance(body, dict):
                     raise ValueError(f"expected a JSON object, got {type(body).__name__}")
                 key = body.pop("key", None)
                 request = to_request(body, path.parent)
-            except (ValueError, TypeError) as exc:  # not JSON, not an object, an unknown field, a broken rule
+            # Not UTF-8, not JSON (or nested too deep for the parser), not an object, an unknown
+            # field, a broken rule.
+            except (ValueError, TypeError, RecursionError) as exc:
                 rejected.append(f"{path.name}:{number}: {exc}")
                 print(f"skipped  {path.name}:{number}: {exc}", file=sys.stderr)
                 continue

@@ -3,9 +3,11 @@ results file; re-running the same command resumes.
 
 Each line is a request body in Vidu's JSON shape (as in the docs), with an optional ``"key"``;
 image and video strings that are not URLs or data URIs are files relative to the job file. A bad
-line (invalid JSON, an invalid request) is reported with its line number and recorded as failed;
-the rest runs. Results go to ``OUT/results.jsonl`` (one line per input, rewritten by every run),
-videos to ``OUT/videos/``, the journal to ``OUT/journal.sqlite``.
+line (not UTF-8, invalid JSON, not an object, an invalid request, a key used twice) is reported
+with its line number and recorded as failed; the rest runs. Results go to ``OUT/results.jsonl``
+(one line per input, rewritten by every run that gets going; one refused at the start, by its
+journal say, leaves the previous file alone), videos to ``OUT/videos/``, the journal to
+``OUT/journal.sqlite``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ._models import Reference2Video
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError
 
-__all__ = ["RunOptions", "RunOutcome", "run_jobs"]
+__all__ = ["RunOptions", "RunOutcome", "resume_command", "resume_needs_key", "run_jobs", "summary_rows"]
 
 #: Lines read from the job file per trip to the worker thread.
 _READ_CHUNK: Final = 512
@@ -92,14 +94,21 @@ def _count_inputs(path: Path) -> int:
         return sum(1 for raw in handle if raw.strip())
 
 
-def _parse_line(line: int, text: str, media_root: Path, name: str) -> tuple[str, Reference2Video] | _BadLine:
+def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> tuple[str, Reference2Video] | _BadLine:
     """One job line: ``(key, request)``, or what is wrong with it."""
+    raw = raw.rstrip(b"\r\n")  # the line's end is not part of its JSON (nor of an error's column)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _BadLine(line, None, f"{name}:{line}: not UTF-8 text (byte {exc.start + 1} of the line)")
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         return _BadLine(line, None, f"{name}:{line}: invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:  # json's parser is recursive: a hostile line must not end the run
+        return _BadLine(line, None, f"{name}:{line}: invalid JSON: nested too deeply")
     if not isinstance(body, dict):
-        return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {type(body).__name__}")
+        return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {_json_type(body)}")
     raw_key = body.pop("key", None)
     key = None if raw_key is None else str(raw_key)
     try:
@@ -107,7 +116,33 @@ def _parse_line(line: int, text: str, media_root: Path, name: str) -> tuple[str,
     except RequestValidationError as exc:
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
+    # No file name holds a NUL; opening one raises ValueError rather than OSError, so it is
+    # refused here, with the other problems of the line, instead of when the file is read.
+    unusable = [
+        where for where, item in request.local_media() if isinstance(item, Path) and "\0" in str(item)
+    ]
+    if unusable:
+        problems = "; ".join(f"{where}: a file name cannot contain a NUL character" for where in unusable)
+        return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
     return (key if key is not None else request_key(request, line)), request
+
+
+def _json_type(value: object) -> str:
+    """What JSON calls the type of a decoded value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"  # the only other thing json.loads makes, once objects are ruled out
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (an error listing its problems) as one line of output."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 class _ResultsFile:
@@ -137,15 +172,21 @@ class _ResultsFile:
         if lines and handle is not None:
             await anyio.to_thread.run_sync(lambda: (handle.writelines(lines), handle.flush()))
 
-    async def close(self) -> None:
+    async def close(self, *, keep: bool = True) -> None:
+        """Put the new file in place, or with ``keep=False`` (a run that failed) drop it and leave
+        the previous run's file as it was."""
         with anyio.CancelScope(shield=True):
-            await self.flush()
+            if keep:
+                await self.flush()
             handle, self._handle = self._handle, None
             if handle is not None:
 
                 def close_sync() -> None:
                     handle.close()
-                    os.replace(self._temp, self.path)
+                    if keep:
+                        os.replace(self._temp, self.path)
+                    else:
+                        self._temp.unlink(missing_ok=True)
 
                 await anyio.to_thread.run_sync(close_sync)
 
@@ -191,9 +232,9 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
     seen_keys: set[str] = set()
 
     async def record_bad(bad: _BadLine) -> None:
-        display.problem(bad.error)
         tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
         outcome.failed += 1
+        display.problem(bad.error)
         await results.add(
             {"line": bad.line, "key": bad.key, "task_id": None, "state": "invalid", "ok": False,
              "err_code": "", "credits": None, "files": [], "error": bad.error, "attempts": 0}
@@ -202,18 +243,20 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
     async def requests() -> AsyncIterator[tuple[str, Reference2Video]]:
         index = 0
         name = options.jobs.name
-        handle = await anyio.to_thread.run_sync(lambda: options.jobs.open(encoding="utf-8"))
+        # Bytes, split on b"\n" only: a line that is not UTF-8 is one bad line (not the end of the
+        # run), and line numbers match _count_inputs and any editor's.
+        handle = await anyio.to_thread.run_sync(options.jobs.open, "rb")
         try:
             line = 0
             while True:
                 chunk = await anyio.to_thread.run_sync(lambda: list(itertools.islice(handle, _READ_CHUNK)))
                 if not chunk:
                     return
-                for text in chunk:
+                for raw in chunk:
                     line += 1
-                    if not text.strip():
+                    if not raw.strip():
                         continue
-                    parsed = _parse_line(line, text, options.jobs.parent, name)
+                    parsed = _parse_line(line, raw, options.jobs.parent, name)
                     if isinstance(parsed, _BadLine):
                         await record_bad(parsed)
                         continue
@@ -241,9 +284,10 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
         download_to=options.videos if options.download else None,
     )
     tally.charged = lambda: batch.credits
-    display.start()
+    keep_results = False
     try:
         async with batch:
+            display.start()
             async for result in batch:
                 line = lines_of.pop(result.index, None)
                 tally.on_result(
@@ -262,24 +306,55 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
                 if result.task is not None:
                     summary += f" task={result.task.id} {result.task.raw_state or result.task.state.value}"
                 if result.error is not None:
-                    summary += f": {result.error}"
+                    summary += f": {_one_line(str(result.error))}"
                 elif result.files:
                     summary += f" -> {', '.join(f.name for f in result.files)}"
                 display.result(summary, ok=result.ok)
                 await results.add(_result_row(line, result))
+        keep_results = True
     except anyio.get_cancelled_exc_class():
-        outcome.interrupted = True
+        # What finished is worth writing down; the journal has the rest for the next run.
+        outcome.interrupted = keep_results = True
         raise
     finally:
         outcome.unfinished = len(batch.unfinished)
         display.stop()
-        await results.close()
+        await results.close(keep=keep_results)
     return outcome
 
 
+#: What the resume command says in place of an API key given on the command line.
+KEY_FROM_ENVIRONMENT: Final = '"$VIDU_API_KEY"'
+
+
+def _names_api_key(option: str) -> bool:
+    # argparse accepts any unambiguous prefix of an option ("--api-k").
+    return len(option) > len("--a") and "--api-key".startswith(option)
+
+
 def resume_command(argv: Sequence[str]) -> str:
-    """The exact command that resumes this run (the same arguments)."""
-    return shlex.join(["vidu-async", *argv])
+    """The exact command that resumes this run (the same arguments), as a POSIX shell line.
+
+    An API key given with ``--api-key`` is not repeated: the line reads it from ``$VIDU_API_KEY``
+    instead, so that the key never lands in a terminal's scrollback or a CI log.
+    """
+    words = ["vidu-async"]
+    key_follows = False
+    for word in argv:
+        option, equals, _ = word.partition("=")
+        if key_follows:
+            words.append(KEY_FROM_ENVIRONMENT)
+        elif equals and _names_api_key(option):
+            words.append(shlex.quote(option + "=") + KEY_FROM_ENVIRONMENT)
+        else:
+            words.append(shlex.quote(word))
+        key_follows = not key_follows and _names_api_key(word)
+    return " ".join(words)
+
+
+def resume_needs_key(argv: Sequence[str]) -> bool:
+    """Whether :func:`resume_command` left out an API key given on the command line."""
+    return any(_names_api_key(word.partition("=")[0]) for word in argv)
 
 
 def summary_rows(

@@ -4,7 +4,8 @@ Errors print as one line (``error: ...``) and set the exit status; ``--debug`` a
 and the SDK's debug log. Uses only the public API.
 
 Exit status: 0 done; 1 the service refused or a task failed; 2 bad input (usage, a request that
-breaks a rule, a missing key); 3 no answer from the service; 130 interrupted.
+breaks a rule, a missing key, a journal that cannot be used); 3 no answer from the service;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ._version import __version__
 from .exceptions import (
     APIError,
     ConfigurationError,
+    JournalError,
     RequestValidationError,
     TaskFailedError,
     TransportError,
@@ -228,7 +230,7 @@ async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from ._progress import Tally, make_display
-    from ._runner import RunOptions, resume_command, run_jobs, summary_rows
+    from ._runner import RunOptions, resume_command, resume_needs_key, run_jobs, summary_rows
 
     jobs = Path(args.jobs)
     if not await anyio.Path(jobs).is_file():
@@ -275,6 +277,8 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if interrupted or outcome.interrupted:
         print("interrupted: nothing in flight is lost; the journal has every task. Resume with:", file=out)
         print(f"  {resume_command(args.argv)}", file=out, flush=True)
+        if resume_needs_key(args.argv):
+            print("  (with VIDU_API_KEY set to the key this run was given)", file=out, flush=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if outcome.all_succeeded else EXIT_FAILED
 
@@ -344,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidu-async",
         description="Generate videos with Vidu's reference2video API, or run a local emulator of it.",
-        epilog="Exit status: 0 done, 1 refused or failed, 2 bad input, 3 no answer from the service, 130 interrupted.",
+        epilog="Exit status: 0 done, 1 refused or failed, 2 bad input (or an unusable journal), "
+        "3 no answer from the service, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -451,8 +456,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_error(exc: BaseException) -> tuple[BaseException, int]:
+    """The error a task group wrapped (``run`` works in one), and how many others came with it."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc, 0
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending[:0] = current.exceptions
+        else:
+            leaves.append(current)
+    return (leaves[0], len(leaves) - 1) if leaves else (exc, 0)
+
+
 def _error_line(exc: BaseException) -> tuple[str, int]:
-    if isinstance(exc, CommandError | RequestValidationError | ConfigurationError):
+    exc, others = _first_error(exc)
+    message, status = _error_status(exc)
+    if others:
+        message += f" (and {others} more error{'s' if others > 1 else ''}; --debug shows them)"
+    return message, status
+
+
+def _error_status(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, CommandError | RequestValidationError | ConfigurationError | JournalError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, TaskFailedError | APIError):
         return str(exc), EXIT_FAILED

@@ -1,0 +1,588 @@
+"""``vidu-async run``: killed and resumed for real, stopped with Ctrl-C and resumed as printed, journals it
+must refuse, and a job file full of bad lines.
+
+The emulator runs in its own process where the run is killed or interrupted, so that the server (and
+what it billed) outlives the client; the other tests run the command in this process with
+``--emulator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import anyio
+import attrs
+import pytest
+from anyio.abc import Process
+
+import vidu_async as vidu
+from vidu_async._events import StateChangeEvent
+from vidu_async._progress import PlainDisplay, RichDisplay, Tally
+from vidu_async._runner import resume_command, resume_needs_key
+from vidu_async.cli import main
+
+#: The key of the emulator processes (never the default one, so the redaction test means something).
+KEY: Final = "vda_run_secret_7e57c0de"
+#: A valid job line; each job changes the prompt so that every request differs.
+GOOD: Final[dict[str, Any]] = {
+    "model": "viduq2",
+    "images": ["https://example.com/cat.png"],
+    "prompt": "A cat naps on a sunny windowsill.",
+    "duration": 4,
+}
+FTYP: Final = b"ftyp"
+
+
+def job(number: int, **changes: Any) -> dict[str, Any]:
+    """The ``number``-th good job, keyed ``job-NNNN``."""
+    return {"key": f"job-{number:04}", **GOOD, "prompt": f"A cat naps, take {number}.", **changes}
+
+
+def write_jobs(path: Path, lines: Iterable[str | bytes]) -> Path:
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any VIDU_ setting, with the venv's scripts first on the PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDU_")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra)
+    return env
+
+
+def command(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "vidu_async", *argv]
+
+
+def run_here(*argv: str) -> tuple[int, str, str]:
+    """The command in this process: exit status, standard output, standard error."""
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error: ...`` line of a refused command (no traceback)."""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def journal_counts(path: Path) -> tuple[int, int]:
+    """(items journaled, items finished), read the way any other process would; (0, 0) before it exists."""
+    if not path.exists():
+        return 0, 0
+    try:
+        with contextlib.closing(sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)) as conn:
+            rows, finished = conn.execute("SELECT count(*), coalesce(sum(finished), 0) FROM items").fetchone()
+    except sqlite3.Error:  # created but not initialized yet
+        return 0, 0
+    return int(rows), int(finished)
+
+
+def journal_rows(path: Path) -> dict[str, tuple[str, str | None]]:
+    """key -> (fingerprint, task id) of every journaled item."""
+    with contextlib.closing(sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT key, fingerprint, task_id FROM items").fetchall()
+    return {key: (fingerprint, task_id) for key, fingerprint, task_id in rows}
+
+
+def videos(out: Path) -> int:
+    folder = out / "videos"
+    return sum(1 for _ in folder.glob("*.mp4")) if folder.exists() else 0
+
+
+async def until(condition: Callable[[], bool], within: float) -> None:
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - polling another process's files under a deadline
+            await anyio.sleep(0.01)
+
+
+@attrs.frozen
+class Server:
+    """An emulator running in its own process."""
+
+    base_url: str
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return ("--base-url", self.base_url, "--api-key", KEY)
+
+    async def tasks(self) -> list[vidu.Task]:
+        """Every task it holds, through the SDK's task list."""
+        async with vidu.ViduClient(KEY, base_url=self.base_url) as client:
+            return [task async for task in client.list_tasks(limit=100_000)]
+
+
+def listening_on(log: Path) -> str | None:
+    """The base URL an emulator's log announces, once it does."""
+    found = re.search(r"listening on (http://\S+)", log.read_text(encoding="utf-8"))
+    return found.group(1) if found else None
+
+
+@contextlib.asynccontextmanager
+async def emulator_process(log: Path, *, concurrency: int, processing_time: float) -> AsyncIterator[Server]:
+    """``vidu-async emulator --port 0`` in a process of its own, until the block ends (then Ctrl-C)."""
+    argv = command(
+        "emulator",
+        "--port",
+        "0",
+        "--key",
+        KEY,
+        "--concurrency",
+        str(concurrency),
+        "--processing-time",
+        str(processing_time),
+    )
+    with log.open("wb") as sink:
+        process = await anyio.open_process(argv, stdout=sink, stderr=sink, env=clean_env())
+    async with process:
+        try:
+            with anyio.fail_after(30):
+                while (url := listening_on(log)) is None:
+                    assert process.returncode is None, "the emulator did not start; see its log"
+                    await anyio.sleep(0.02)
+            yield Server(url)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)
+                with anyio.move_on_after(10):
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+@attrs.define
+class Runs:
+    """``vidu-async run`` started again and again in its own process, output appended to one log."""
+
+    argv: list[str]
+    log: Path
+    cwd: Path | None = None
+    env: dict[str, str] = attrs.field(factory=clean_env)
+    statuses: list[int] = attrs.field(factory=list)
+
+    async def start(self) -> Process:
+        with self.log.open("ab") as sink:
+            return await anyio.open_process(self.argv, stdout=sink, stderr=sink, cwd=self.cwd, env=self.env)
+
+    async def until(self, condition: Callable[[], bool], *, send: int, within: float = 60) -> bool:
+        """Run, and send ``send`` as soon as ``condition()`` holds; whether it was sent before the end."""
+        async with await self.start() as process:
+            sent = False
+            with anyio.fail_after(within):
+                while process.returncode is None:
+                    if condition():
+                        process.send_signal(send)
+                        sent = True
+                        break
+                    await anyio.sleep(0.01)
+                status = await process.wait()
+        self.statuses.append(status)
+        return sent
+
+    async def to_the_end(self, *, within: float = 60) -> int:
+        async with await self.start() as process:
+            with anyio.fail_after(within):
+                status = await process.wait()
+        self.statuses.append(status)
+        return status
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+async def reported_sizes(tasks: Iterable[vidu.Task]) -> dict[str, int]:
+    """Task id -> the Content-Length the server reports for its video."""
+    sizes: dict[str, int] = {}
+    limiter = anyio.CapacityLimiter(16)
+    async with aiohttp.ClientSession() as session:
+
+        async def head(task: vidu.Task) -> None:
+            async with limiter, session.head(task.creations[0].url) as response:
+                assert response.status == 200, response.status
+                sizes[task.id] = int(response.headers["Content-Length"])
+
+        async with anyio.create_task_group() as tg:
+            for task in tasks:
+                tg.start_soon(head, task)
+    return sizes
+
+
+def check_videos(rows: Iterable[dict[str, Any]], sizes: dict[str, int]) -> None:
+    """Each result's one video exists, has the size the server reports, and starts like an MP4."""
+    for row in rows:
+        (file,) = row["files"]
+        data = Path(file).read_bytes()
+        assert len(data) == sizes[row["task_id"]] > 8, file
+        assert data[4:8] == FTYP, file
+
+
+class TestKilledAndResumed:
+    """SIGKILLed at random moments of submission and downloads, re-run until done: once billed, whole files."""
+
+    @pytest.mark.slow
+    async def test_three_kills_then_done(self, tmp_path: Path) -> None:
+        """300 inputs, killed at least three times: one result each, one task each, every video whole."""
+        rng = random.Random(20240607)
+        count = 300
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(i)) for i in range(count)])
+        out = tmp_path / "out"
+        journal = out / "journal.sqlite"
+        async with emulator_process(tmp_path / "emulator.log", concurrency=20, processing_time=0.1) as server:
+            runs = Runs(
+                command("run", str(jobs), "--out", str(out), "--plain", *server.options), tmp_path / "run.log"
+            )
+            phases: list[str] = []
+
+            # During submission: some intents journaled, well before the 300th.
+            journaled = rng.randint(5, 25)
+            assert await runs.until(lambda: journal_counts(journal)[0] >= journaled, send=signal.SIGKILL)
+            assert 0 < journal_counts(journal)[0] < count
+            phases.append("submission")
+
+            # During downloads, twice: once some more videos are on disk than before the run.
+            for _ in range(2):
+                before = videos(out)
+                wanted = before + rng.randint(10, 70)
+                assert await runs.until(lambda: videos(out) >= wanted, send=signal.SIGKILL)  # noqa: B023
+                assert before < videos(out) < count
+                phases.append("downloads")
+
+            # A last random moment, by the journal's count of finished items, then to the end.
+            finished_now = journal_counts(journal)[1]
+            target = finished_now + rng.randint(5, 40)
+            if await runs.until(lambda: journal_counts(journal)[1] >= target, send=signal.SIGKILL):
+                phases.append("results")
+            for _ in range(5):
+                if runs.statuses[-1] == 0:
+                    break
+                await runs.to_the_end()
+            assert runs.statuses[-1] == 0, runs.output()
+            assert runs.statuses.count(-signal.SIGKILL) >= 3, runs.statuses
+            assert {"submission", "downloads"} <= set(phases)
+
+            tasks = await server.tasks()
+            sizes = await reported_sizes(tasks)
+
+        # Every input: exactly one line in results.jsonl, a success.
+        rows_out = results(out)
+        assert len(rows_out) == count
+        assert sorted(row["key"] for row in rows_out) == [f"job-{i:04}" for i in range(count)]
+        assert sorted(row["line"] for row in rows_out) == list(range(1, count + 1))
+        assert all(row["ok"] for row in rows_out), [row for row in rows_out if not row["ok"]][:3]
+
+        # The server: exactly one task per key, the one the journal and results name.
+        assert len(tasks) == count
+        by_payload = Counter(task.payload for task in tasks)
+        assert set(by_payload.values()) == {1}
+        task_of = {task.payload: task for task in tasks}
+        journaled_rows = journal_rows(journal)
+        assert set(journaled_rows) == {row["key"] for row in rows_out}
+        for row in rows_out:
+            fingerprint, task_id = journaled_rows[row["key"]]
+            assert task_of[fingerprint].id == task_id == row["task_id"]
+
+        # Every video: on disk, the size the server reports, an MP4; no temporary file left.
+        check_videos(rows_out, sizes)
+        assert videos(out) == count
+        assert list(out.rglob("*.part")) == []
+        assert not (out / "results.jsonl.tmp").exists()
+
+
+class TestInterrupted:
+    """Ctrl-C stops cleanly (130), keeps the journal, and prints a command that finishes the job."""
+
+    @pytest.mark.slow
+    async def test_sigint_then_resume_as_printed(self, tmp_path: Path) -> None:
+        """SIGINT mid-run: exit 130, journal intact, no key printed; the printed command completes the job."""
+        count = 24
+        write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(i)) for i in range(count)])
+        journal = tmp_path / "out" / "journal.sqlite"
+        async with emulator_process(tmp_path / "emulator.log", concurrency=4, processing_time=0.2) as server:
+            argv = command("run", "jobs.jsonl", "--out", "out", "--plain", *server.options)
+            runs = Runs(argv, tmp_path / "run.log", cwd=tmp_path)
+            assert await runs.until(lambda: journal_counts(journal)[1] >= 2, send=signal.SIGINT)
+            assert runs.statuses == [130], runs.output()
+            output = runs.output()
+            assert "Traceback" not in output
+            assert KEY not in output  # the resume command reads the key from the environment
+
+            async with vidu.SQLiteJournal(journal) as opened:
+                entries = await opened.entries()
+            finished = {key for key, entry in entries.items() if entry.finished}
+            assert 2 <= len(finished) < count
+            assert all(entry.task_id for entry in entries.values() if entry.state != "intent")
+            # Results already handed over are written out; the journal may hold a few more.
+            recorded = {row["key"] for row in results(tmp_path / "out") if row["ok"]}
+            assert recorded <= finished
+
+            lines = output.splitlines()
+            (at,) = [i for i, line in enumerate(lines) if line.endswith("Resume with:")]
+            resume = lines[at + 1].strip()
+            assert resume.startswith("vidu-async run jobs.jsonl --out out")
+            again = await anyio.run_process(
+                ["sh", "-c", resume], cwd=tmp_path, env=clean_env(VIDU_API_KEY=KEY), check=False
+            )
+            assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
+            assert re.search(rf"^from an earlier run\s+{len(finished)}$", again.stdout.decode(), re.MULTILINE)
+            tasks = await server.tasks()
+
+        rows = results(tmp_path / "out")
+        assert len(rows) == count
+        assert all(row["ok"] for row in rows)
+        assert len(tasks) == count
+        assert len({task.payload for task in tasks}) == count
+
+
+class TestJournalRefused:
+    """A journal the run cannot use is refused with one line, exit status 2, and left as it was."""
+
+    def test_other_input(self, tmp_path: Path) -> None:
+        """A journal written for one job file refuses another, naming both; the earlier results stay."""
+        out = tmp_path / "out"
+        first = write_jobs(tmp_path / "first.jsonl", [json.dumps(job(1)), json.dumps(job(2))])
+        second = write_jobs(tmp_path / "second.jsonl", [json.dumps(job(1)), json.dumps(job(2))])
+        fast = ("--emulator", "--emulator-processing-time", "0.05", "--plain")
+        status, _, _ = run_here("run", str(first), "--out", str(out), *fast)
+        assert status == 0
+        before = (out / "results.jsonl").read_bytes()
+
+        status, printed, err = run_here("run", str(second), "--out", str(out), *fast)
+        assert status == 2
+        line = one_error_line(err)
+        assert "belongs to input" in line
+        assert str(first.resolve()) in line
+        assert str(second.resolve()) in line
+        assert printed == ""
+        assert (out / "results.jsonl").read_bytes() == before
+
+    def test_corrupt(self, tmp_path: Path) -> None:
+        """A journal of random bytes: 'damaged or not a journal', and the file is not touched."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])
+        journal = tmp_path / "journal.sqlite"
+        garbage = random.Random(7).randbytes(8192)
+        journal.write_bytes(garbage)
+        status, printed, err = run_here(
+            "run", str(jobs), "--out", str(tmp_path / "out"), "--journal", str(journal), "--emulator"
+        )
+        assert status == 2
+        line = one_error_line(err)
+        assert "damaged or not a journal" in line
+        assert str(journal) in line
+        assert printed == ""
+        assert journal.read_bytes() == garbage
+        assert not (tmp_path / "out" / "results.jsonl").exists()
+
+    async def test_locked(self, tmp_path: Path) -> None:
+        """A journal another run holds: 'in use by another run (process N)', nothing else happens."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])
+        out = tmp_path / "out"
+        async with vidu.SQLiteJournal(out / "journal.sqlite"):
+            done = await anyio.run_process(
+                command("run", str(jobs), "--out", str(out), "--emulator"), env=clean_env(), check=False
+            )
+        assert done.returncode == 2
+        line = one_error_line(done.stderr.decode())
+        assert f"in use by another run (process {os.getpid()})" in line
+        assert done.stdout == b""
+        assert not (out / "results.jsonl").exists()
+
+
+def seen(task_id: str, state: vidu.TaskState) -> StateChangeEvent:
+    return StateChangeEvent(task_id=task_id, old=None, new=state, raw_state=state.value)
+
+
+class TestProgress:
+    """The tally counts what the displays show; both displays render it."""
+
+    def test_tally(self) -> None:
+        """Active tasks by state, pending inputs, credits so far, and a rate and ETA once results come."""
+        tally = Tally(total=5, started=100.0)
+        tally.on_event(seen("t1", vidu.TaskState.QUEUEING))
+        tally.on_event(seen("t2", vidu.TaskState.PROCESSING))
+        tally.on_event(seen("t2", vidu.TaskState.SUCCESS))
+        assert tally.by_state() == Counter({vidu.TaskState.QUEUEING: 1, vidu.TaskState.PROCESSING: 1})
+        assert tally.pending == 3
+        assert tally.eta(now=110.0) is None
+        tally.on_result(ok=True, task_id="t2", credits=20, reason="", resumed=False)
+        tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
+        tally.on_result(ok=True, task_id="t9", credits=8, reason="", resumed=True)
+        assert (tally.succeeded, tally.failed, tally.resumed, tally.done) == (2, 1, 1, 3)
+        assert tally.failures == Counter({"invalid line": 1})
+        assert tally.pending == 1  # t1 is still active
+        assert tally.credits == tally.credits_now == 28
+        tally.charged = lambda: 30  # this run's creates, in-flight ones included
+        assert tally.credits_now == 38
+        assert tally.rate(now=110.0) == pytest.approx(0.2)  # two fresh results in ten seconds
+        assert tally.eta(now=110.0) == pytest.approx(10.0)
+
+    def test_plain(self) -> None:
+        """One line per event, numbered by results so far, then an aligned summary."""
+        tally = Tally(total=2)
+        out = io.StringIO()
+        display = PlainDisplay(tally, out, io.StringIO())
+        display.start()
+        tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
+        display.problem("jobs.jsonl:1: invalid JSON")
+        tally.on_result(ok=True, task_id="t", credits=20, reason="", resumed=False)
+        display.result("line 2 key=k task=t success", ok=True)
+        display.summary([("inputs", "2"), ("succeeded", "1")])
+        display.stop()
+        assert out.getvalue().splitlines() == [
+            "run: 2 inputs",
+            "[1/2] FAIL jobs.jsonl:1: invalid JSON",
+            "[2/2] ok   line 2 key=k task=t success",
+            "inputs     2",
+            "succeeded  1",
+        ]
+
+    def test_rich(self) -> None:
+        """The live panel shows the counts by state and the totals; failures scroll above it."""
+        tally = Tally(total=3)
+        tally.on_event(seen("t1", vidu.TaskState.PROCESSING))
+        tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
+        out = io.StringIO()
+        display = RichDisplay(tally, out)
+        display.start()
+        display.problem("jobs.jsonl:2: invalid JSON")
+        display.result("line 3 key=k task=t success", ok=True)
+        display.stop()
+        display.summary([("inputs", "3")])
+        text = out.getvalue()
+        assert "vidu-async run" in text
+        assert "FAIL jobs.jsonl:2: invalid JSON" in text
+        assert "line 3 key=k" not in text  # successes only move the counts
+        assert "1/3 done" in text
+        assert "summary" in text
+
+
+class TestResumeCommand:
+    """The printed resume command repeats the arguments, quoted for a shell, but never an API key."""
+
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            (["run", "my jobs.jsonl", "--out", "o"], "vidu-async run 'my jobs.jsonl' --out o"),
+            (["run", "j", "--api-key", "sk-1"], 'vidu-async run j --api-key "$VIDU_API_KEY"'),
+            (["run", "j", "--api-key=sk-1"], 'vidu-async run j --api-key="$VIDU_API_KEY"'),
+            (
+                ["run", "j", "--api-k", "sk-1", "--out", "o"],
+                'vidu-async run j --api-k "$VIDU_API_KEY" --out o',
+            ),
+            (["run", "j", "--auth-scheme", "Bearer"], "vidu-async run j --auth-scheme Bearer"),
+        ],
+    )
+    def test_command(self, argv: list[str], expected: str) -> None:
+        """Each argument as given, except the key, which the shell reads from $VIDU_API_KEY."""
+        assert resume_command(argv) == expected
+        assert "sk-1" not in resume_command(argv)
+        assert resume_needs_key(argv) == ("sk-1" in " ".join(argv))
+
+
+def bad_lines(rng: random.Random) -> list[tuple[bytes, str]]:
+    """One of each kind of bad line, with what its error must say."""
+    n = rng.randint(0, 10**6)
+    bodies: list[tuple[dict[str, Any], str]] = [
+        ({**GOOD, "colour": f"red-{n}"}, "colour: unwanted field"),
+        ({**GOOD, "model": n}, "model: expected a model name"),
+        ({**GOOD, "model": ""}, "model: expected a model name"),
+        ({**GOOD, "duration": 99 + n % 50}, "duration: viduq2 takes 1-10 s"),
+        ({**GOOD, "duration": "five"}, "duration: expected an integer"),
+        ({**GOOD, "resolution": "4k"}, "resolution: viduq2 takes"),
+        ({k: v for k, v in GOOD.items() if k != "prompt"}, "prompt: is required"),
+        ({**GOOD, "prompt": "x" * 5001}, "prompt: is 5001 characters"),
+        ({**GOOD, "images": []}, "images: give subjects"),
+        ({**GOOD, "images": [f"cat\u0000{n}.png"]}, "images[0]: a file name cannot contain a NUL"),
+        ({**GOOD, "key": "job-0000"}, "key 'job-0000' is used by an earlier line"),
+    ]
+    raw: list[tuple[bytes, str]] = [
+        (f'{{"model": "viduq2", "prompt": "cut {n}'.encode(), "invalid JSON: Unterminated string"),
+        (b"{'single': 'quotes'}", "invalid JSON: Expecting property name"),
+        (b"[" * 5000 + b"]" * 5000, "invalid JSON: nested too deeply"),
+        (f"[{n}, 2]".encode(), "expected a JSON object, got an array"),
+        (f'"{n}"'.encode(), "expected a JSON object, got a string"),
+        (str(n).encode(), "expected a JSON object, got a number"),
+        (b"null", "expected a JSON object, got null"),
+        (b'{"prompt": "\xff\xfe broken"}', "not UTF-8 text"),
+    ]
+    return raw + [(json.dumps(body).encode(), reason) for body, reason in bodies]
+
+
+class TestBadLines:
+    """Every bad line fails on its own, with its line number and reason; the good ones still run."""
+
+    @pytest.mark.slow
+    def test_thousand_bad_among_hundred_good(self, tmp_path: Path) -> None:
+        """1,000 bad lines among 100 good: 100 successes, 1,000 errors by line (results and output), exit 1."""
+        rng = random.Random(1100)
+        good = [json.dumps(job(i)).encode() for i in range(100)]
+        bad: list[tuple[bytes, str]] = []
+        while len(bad) < 1000:
+            bad.extend(bad_lines(rng))
+        bad = bad[:1000]
+        rng.shuffle(bad)
+        # job-0000 first, so that a bad line reusing its key always comes later.
+        lines: list[tuple[bytes, str | None]] = [(good[0], None)]
+        mixed: list[tuple[bytes, str | None]] = [(g, None) for g in good[1:]] + [(b, r) for b, r in bad]
+        rng.shuffle(mixed)
+        lines += mixed
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [raw for raw, _ in lines])
+        out = tmp_path / "out"
+
+        status, printed, err = run_here(
+            "run", str(jobs), "--out", str(out), "--emulator", "--emulator-processing-time", "0.02", "--plain"
+        )
+
+        assert status == 1, err
+        assert "Traceback" not in err
+        rows = {row["line"]: row for row in results(out)}
+        assert len(rows) == 1100
+        output = printed.splitlines()
+        for number, (_, reason) in enumerate(lines, start=1):
+            row = rows[number]
+            if reason is None:
+                assert row["ok"], row
+                assert row["state"] == "success"
+                assert Path(row["files"][0]).read_bytes()[4:8] == FTYP
+                continue
+            assert not row["ok"]
+            assert row["state"] == "invalid"
+            assert row["task_id"] is None
+            assert row["error"].startswith(f"jobs.jsonl:{number}: "), row
+            assert reason in row["error"], (reason, row["error"])
+        failures: dict[int, str] = {}
+        for line in output:
+            if found := re.match(r"^\[\d+/1100\] FAIL jobs\.jsonl:(\d+): ", line):
+                assert int(found.group(1)) not in failures
+                failures[int(found.group(1))] = line
+        assert sorted(failures) == [n for n, (_, reason) in enumerate(lines, start=1) if reason is not None]
+        for number, line in failures.items():
+            reason = lines[number - 1][1]
+            assert reason is not None
+            assert reason in line
+        assert re.search(r"^succeeded\s+100$", printed, re.MULTILINE)
+        assert re.search(r"^failed\s+1000$", printed, re.MULTILINE)
+        assert re.search(r"^  failed: invalid line\s+1000$", printed, re.MULTILINE)
+        assert videos(out) == 100
