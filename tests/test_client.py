@@ -594,7 +594,7 @@ class TestAPIErrors:
         async with connected(concurrency=1, max_queue=0, processing_time=30.0) as (emu, client):
             await client.submit(request())
             with pytest.raises(QuotaExceededError) as caught:
-                await client.submit(request(), timeout=0.2)
+                await client.submit(request(), timeout=1.0)
             assert emu.stats.tasks_created == 1
         assert caught.value.reason == "QuotaExceeded"
         assert TRACE.fullmatch(caught.value.trace_id)

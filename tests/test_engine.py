@@ -252,7 +252,7 @@ class TestQuota:
         async with running() as (emu, client):
             emu.inject("create", "quota_exceeded", 1000)
             with anyio.fail_after(10), pytest.raises(vidu.APIError) as info:
-                await client.submit(request(), timeout=0.3)
+                await client.submit(request(), timeout=1.5)
         assert info.value.reason == "QuotaExceeded"
         assert emu.stats.requests["create"] > 1
 

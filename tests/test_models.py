@@ -577,6 +577,11 @@ class TestMediaStrings:
         error = rejected(**flat_call(images=["ming.png"]))
         assert "pass a pathlib.Path" in problem(error, "images[0]").message
 
+    def test_path_with_nul_refused(self) -> None:
+        """A ``Path`` holding a NUL names no file anywhere: refused at construction, not when read."""
+        error = rejected(**flat_call(images=[Path("ming\0.png")]))
+        assert "cannot contain a NUL" in problem(error, "images[0]").message
+
     def test_long_non_url_is_shortened_in_the_message(self) -> None:
         """A long bad string is cut in the message."""
         message = problem(rejected(**flat_call(images=["x" * 10_000])), "images[0]").message

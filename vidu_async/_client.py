@@ -63,6 +63,9 @@ _AUTH_SCHEMES: Final = ("Token", "Bearer")
 DEFAULT_CONCURRENCY: Final = 5
 #: A remote cancel on the way out gets this long, seconds.
 _CANCEL_TIME_BOX: Final = 10.0
+#: A retry is not started with less of the caller's deadline left than this, seconds: an attempt
+#: cut short would only turn a clear error into an unknown outcome.
+_MIN_ATTEMPT_TIME: Final = 0.5
 
 T = TypeVar("T")
 
@@ -351,7 +354,7 @@ class ViduClient:
                     policy, attempt + throttled, self._rng, retry_after=_retry.retry_after_of(exc)
                 )
                 waits_for_slot = failure is _retry.Failure.QUOTA and on_quota is not None
-                if not waits_for_slot and anyio.current_time() + delay >= deadline:
+                if not waits_for_slot and anyio.current_time() + delay + _MIN_ATTEMPT_TIME >= deadline:
                     raise
                 logger.info(
                     "%s %s failed (%s, attempt %d); retrying %s: %s",

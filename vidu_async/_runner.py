@@ -116,14 +116,6 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> tuple[str
     except RequestValidationError as exc:
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
-    # No file name holds a NUL; opening one raises ValueError rather than OSError, so it is
-    # refused here, with the other problems of the line, instead of when the file is read.
-    unusable = [
-        where for where, item in request.local_media() if isinstance(item, Path) and "\0" in str(item)
-    ]
-    if unusable:
-        problems = "; ".join(f"{where}: a file name cannot contain a NUL character" for where in unusable)
-        return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
     return (key if key is not None else request_key(request, line)), request
 
 

@@ -393,7 +393,10 @@ def _check_all_media(request: Any, out: list[Problem]) -> None:
             out.extend(_media_string_problems(item, kind, where, label))
         elif isinstance(item, bytes):
             out.extend(media_bytes_problems(item, kind, where, label))
-        elif not isinstance(item, Path):
+        elif isinstance(item, Path):
+            if "\0" in str(item):  # no file system takes it; open() would raise ValueError, not OSError
+                out.append(Problem(where, f"a file name cannot contain a NUL character{label}"))
+        else:
             out.append(
                 Problem(where, f"expected a URL, data URI, Path or bytes, got {_type_name(item)}{label}")
             )
