@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import math
 import re
+import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -141,6 +142,23 @@ def _structure_str_tuple(value: object, _: object) -> tuple[str, ...]:
     raise ValueError(f"expected a list of strings, got {type(value).__name__}")
 
 
+def _is_optional(type_: Any) -> bool:
+    args = get_args(type_)
+    return get_origin(type_) in (Union, types.UnionType) and len(args) == 2 and type(None) in args
+
+
+def _optional_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    """``X | None`` with the hook for ``X`` looked up once, not on every value (a task has a dozen
+    optional fields, and every create and poll reads one)."""
+    (inner_type,) = (a for a in get_args(type_) if a is not type(None))
+    inner = converter.get_structure_hook(inner_type)
+
+    def hook(value: Any, _: Any) -> Any:
+        return None if value is None else inner(value, inner_type)
+
+    return hook
+
+
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(float, _structure_float)
@@ -151,6 +169,7 @@ converter.register_structure_hook(
     TaskState,
     lambda v, _: TaskState.parse(v) if isinstance(v, str) else TaskState.UNKNOWN,
 )
+converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
 
 # --- response classes: known fields structured, unknown fields kept in `extra` -------------------
