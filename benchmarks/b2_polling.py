@@ -85,7 +85,7 @@ class Outcome:
 Client = Callable[[Emulator, int, dict[str, float]], Awaitable[None]]
 
 
-async def _sdk(emu: Emulator, tasks: int, noticed: dict[str, float]) -> None:
+async def sdk_client(emu: Emulator, tasks: int, noticed: dict[str, float]) -> None:
     """``generate_many`` with default settings; a task is noticed when its result arrives."""
     async with (
         vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client,
@@ -124,7 +124,7 @@ def _naive(interval: float) -> Client:
     return run
 
 
-async def _measure(label: str, client: Client, tasks: int, args: argparse.Namespace) -> Outcome:
+async def measure(label: str, client: Client, tasks: int, args: argparse.Namespace) -> Outcome:
     config = EmulatorConfig(concurrency=50, processing_time=_processing_time(args.median), seed=args.seed)
     noticed: dict[str, float] = {}
     async with Emulator(config) as emu:
@@ -154,7 +154,7 @@ async def _run(args: argparse.Namespace) -> None:
         f" organization concurrency 50, emulator in this process"
     )
     runs = [
-        (f"SDK generate_many (defaults), {args.tasks:,} tasks", _sdk, args.tasks),
+        (f"SDK generate_many (defaults), {args.tasks:,} tasks", sdk_client, args.tasks),
         (f"naive GET every 0.5 s, {args.tasks:,} tasks", _naive(0.5), args.tasks),
         (
             f"naive GET every {args.slow_interval:g} s, {args.slow_tasks:,} tasks",
@@ -164,7 +164,7 @@ async def _run(args: argparse.Namespace) -> None:
     ]
     outcomes = []
     for label, client, tasks in runs:
-        outcomes.append(await _measure(label, client, tasks, args))
+        outcomes.append(await measure(label, client, tasks, args))
     sdk, half, five = outcomes
     print_table(
         ["client", "get", "list", "requests/task", "p50 lag s", "p95 lag s", "max lag s", "seconds"],

@@ -9,7 +9,7 @@ seed, organization concurrency 50, a fresh in-process emulator per client), run 
   callbacks there, and the poll scheduler checks callback tasks only every
   ``PollPolicy.callback_interval`` (60 s by default) in case a callback is lost.
 
-Status requests per task and detection lag are measured exactly as in B2 (its ``_measure``): the
+Status requests per task and detection lag are measured exactly as in B2 (its ``measure``): the
 ``get`` + ``list`` requests the emulator counted, divided by the tasks, and the moment a result
 arrived minus the emulator's ``TaskRecord.finished_at``, both on this process's event-loop clock.
 
@@ -66,10 +66,10 @@ async def _run(args: argparse.Namespace) -> None:
         f" seed {args.seed}), organization concurrency 50, emulator and receiver in this process"
     )
     seen: dict[str, object] = {}
-    polling = await b2_polling._measure(
-        f"polling only (defaults), {args.tasks:,} tasks", b2_polling._sdk, args.tasks, args
+    polling = await b2_polling.measure(
+        f"polling only (defaults), {args.tasks:,} tasks", b2_polling.sdk_client, args.tasks, args
     )
-    hybrid = await b2_polling._measure(
+    hybrid = await b2_polling.measure(
         f"callbacks + safety net, {args.tasks:,} tasks", _with_callbacks(seen), args.tasks, args
     )
     print_table(
