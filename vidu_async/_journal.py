@@ -323,12 +323,18 @@ class Journal(Protocol):
 
 
 class _Waiter:
-    """Where the writer hands a durable operation's outcome back to the task awaiting it."""
+    """Where the writer hands a durable operation's outcome back to the task awaiting it.
 
-    __slots__ = ("error", "event")
+    The operations queued between two drains of the queue (a generation) share one event, set
+    once the batch that drained the queue is committed: the queue is FIFO, so every operation
+    of the generation is in that batch or an earlier one (an event per operation would cost
+    more than its row).
+    """
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    __slots__ = ("committed", "error")
+
+    def __init__(self, committed: anyio.Event) -> None:
+        self.committed = committed
         self.error: JournalError | None = None
 
 
@@ -474,6 +480,7 @@ class SQLiteJournal:
         # a transaction (BEGIN..COMMIT) always runs inside a single call.
         self._limiter = anyio.CapacityLimiter(1)
         self._queue: collections.deque[_Op] = collections.deque()
+        self._generation = anyio.Event()  # see _Waiter
         self._wake = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._writer_done = anyio.Event()
@@ -646,11 +653,16 @@ class SQLiteJournal:
                         continue
                     count = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft() for _ in range(count)]
-                    await self._commit(batch)
+                    closed = None
+                    if not self._queue:
+                        # Drained: this batch holds the current generation's last operations
+                        # (the queue is FIFO), so later ones start the next generation.
+                        closed, self._generation = self._generation, anyio.Event()
+                    await self._commit(batch, closed)
             finally:
                 self._writer_done.set()
 
-    async def _commit(self, batch: list[_Op]) -> None:
+    async def _commit(self, batch: list[_Op], closed: anyio.Event | None) -> None:
         errors: dict[int, JournalError] = {}
         if self._failure is None:
             try:
@@ -662,7 +674,8 @@ class SQLiteJournal:
         for position, (_, _, waiter) in enumerate(batch):
             if waiter is not None:
                 waiter.error = errors.get(position) or (self._failed() if self._failure else None)
-                waiter.event.set()
+        if closed is not None:
+            closed.set()
 
     def _apply_sync(self, batch: list[_Op]) -> dict[int, JournalError]:
         """Apply a batch in one transaction (worker thread). Returns per-operation refusals."""
@@ -770,11 +783,11 @@ class SQLiteJournal:
     # -- durable operations ------------------------------------------------------------------
 
     async def _submit_and_wait(self, kind: int, args: Any) -> None:
-        waiter = _Waiter()
+        waiter = _Waiter(self._generation)
         self._enqueue((kind, args, waiter))
         # If this wait is cancelled the operation still runs: the writer owns it now, and a
         # committed intent whose POST was never sent is reconciled like any other.
-        await waiter.event.wait()
+        await waiter.committed.wait()
         if waiter.error is not None:
             raise waiter.error
 
