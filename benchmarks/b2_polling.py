@@ -27,7 +27,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import aiohttp
@@ -148,6 +148,26 @@ async def measure(label: str, client: Client, tasks: int, args: argparse.Namespa
         )
 
 
+def print_outcomes(outcomes: Sequence[Outcome]) -> None:
+    """The table of clients' requests and detection lags."""
+    print_table(
+        ["client", "get", "list", "requests/task", "p50 lag s", "p95 lag s", "max lag s", "seconds"],
+        [
+            [
+                o.label,
+                f"{o.gets:,}",
+                f"{o.lists:,}",
+                f"{o.requests_per_task:.2f}",
+                f"{o.p50:.3f}",
+                f"{o.p95:.3f}",
+                f"{max(o.lags):.3f}",
+                f"{o.seconds:.1f}",
+            ]
+            for o in outcomes
+        ],
+    )
+
+
 async def _run(args: argparse.Namespace) -> None:
     print(
         f"B2 polling: lognormal processing (median {args.median:g} s, sigma 0.5, seed {args.seed}),"
@@ -166,22 +186,7 @@ async def _run(args: argparse.Namespace) -> None:
     for label, client, tasks in runs:
         outcomes.append(await measure(label, client, tasks, args))
     sdk, half, five = outcomes
-    print_table(
-        ["client", "get", "list", "requests/task", "p50 lag s", "p95 lag s", "max lag s", "seconds"],
-        [
-            [
-                o.label,
-                f"{o.gets:,}",
-                f"{o.lists:,}",
-                f"{o.requests_per_task:.2f}",
-                f"{o.p50:.3f}",
-                f"{o.p95:.3f}",
-                f"{max(o.lags):.3f}",
-                f"{o.seconds:.1f}",
-            ]
-            for o in outcomes
-        ],
-    )
+    print_outcomes(outcomes)
     if args.slow_tasks != args.tasks:
         print(f"  (the slow client ran {args.slow_tasks:,} tasks instead of {args.tasks:,}, to save time)")
     print(

@@ -25,7 +25,7 @@ from typing import Final
 
 import anyio
 import b2_polling
-from _common import REQUEST, free_port, print_table, verdict
+from _common import REQUEST, free_port, verdict
 
 import vidu_async as vidu
 from vidu_async.callbacks import CallbackStats
@@ -72,22 +72,7 @@ async def _run(args: argparse.Namespace) -> None:
     hybrid = await b2_polling.measure(
         f"callbacks + safety net, {args.tasks:,} tasks", _with_callbacks(seen), args.tasks, args
     )
-    print_table(
-        ["client", "get", "list", "requests/task", "p50 lag s", "p95 lag s", "max lag s", "seconds"],
-        [
-            [
-                o.label,
-                f"{o.gets:,}",
-                f"{o.lists:,}",
-                f"{o.requests_per_task:.2f}",
-                f"{o.p50:.3f}",
-                f"{o.p95:.3f}",
-                f"{max(o.lags):.3f}",
-                f"{o.seconds:.1f}",
-            ]
-            for o in (polling, hybrid)
-        ],
-    )
+    b2_polling.print_outcomes([polling, hybrid])
     stats = seen["receiver"]
     assert isinstance(stats, CallbackStats)
     print(
