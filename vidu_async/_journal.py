@@ -637,7 +637,8 @@ class SQLiteJournal:
     def _enqueue(self, op: _Op) -> None:
         self._check_usable()
         self._queue.append(op)
-        self._wake.set()
+        if len(self._queue) == 1:  # the writer sleeps only on an empty queue
+            self._wake.set()
 
     async def _run_writer(self) -> None:
         # Shielded for its whole life: the writer stops when the journal closes, never half-way
