@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -273,8 +274,8 @@ class ViduClient:
         the call is not sent at all.
         """
         await self._limiter.acquire()
-        started = anyio.current_time()
-        budget = None if math.isinf(deadline) else deadline - started
+        started = time.monotonic()
+        budget = None if math.isinf(deadline) else deadline - anyio.current_time()
         try:
             if budget is not None and budget <= 0:
                 raise RequestTimeoutError(
@@ -285,7 +286,7 @@ class ViduClient:
         except TransportError as exc:
             emit(self._hooks, RequestEvent(
                 endpoint=call.endpoint, method=call.method, path=call.path, status=None,
-                elapsed=anyio.current_time() - started, error=str(exc),
+                elapsed=time.monotonic() - started, error=str(exc),
             ))  # fmt: skip
             raise
         if response.status == 429:
@@ -301,10 +302,11 @@ class ViduClient:
                 )
         elif response.status < 500:
             self._limiter.succeeded()
-        emit(self._hooks, RequestEvent(
-            endpoint=call.endpoint, method=call.method, path=call.path, status=response.status,
-            elapsed=response.elapsed,
-        ))  # fmt: skip
+        if self._hooks:  # the event is built only for someone to hear it: this is every call's path
+            emit(self._hooks, RequestEvent(
+                endpoint=call.endpoint, method=call.method, path=call.path, status=response.status,
+                elapsed=response.elapsed,
+            ))  # fmt: skip
         return response
 
     async def _call(

@@ -185,11 +185,18 @@ def _lenient(
     def hook(value: Any, _: Any) -> T:
         if not isinstance(value, Mapping):
             raise ValueError(f"expected an object, got {type(value).__name__}")
-        data = {str(k): v for k, v in value.items()}
+        data = {k if type(k) is str else str(k): v for k, v in value.items()}
         if prepare is not None:
             prepare(data)
-        fields = {k: v for k, v in data.items() if k in known and v is not None}
-        fields["extra"] = {k: v for k, v in data.items() if k not in known}
+        # One pass: every create, poll and list row goes through here.
+        fields: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in data.items():
+            if k not in known:
+                extra[k] = v
+            elif v is not None:
+                fields[k] = v
+        fields["extra"] = extra
         return base(fields, cls)
 
     return hook

@@ -1,6 +1,6 @@
 """The request-rate budget: a token bucket that backs off on throttling and recovers slowly (AIMD).
 
-:class:`TokenBucket` is pure (time is passed in); :class:`RateLimiter` puts it on anyio's clock.
+:class:`TokenBucket` is pure (time is passed in); :class:`RateLimiter` puts it on the monotonic clock.
 The in-flight budget is a plain ``anyio.CapacityLimiter`` owned by the batch.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Final
 
 import anyio
@@ -108,6 +109,7 @@ class TokenBucket:
         self.burst = max(1.0, min(self.burst, self.rate))
         self._tokens = min(self._tokens, 0.0)
         self._cooldown_until = now + max(1.0, 1.0 / self.rate)
+        self._success_at = now  # recovery counts from here
         logger.warning("throttled by the service: request rate lowered to %.2f/s", self.rate)
 
     def succeeded(self, now: float) -> None:
@@ -125,7 +127,8 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """A :class:`TokenBucket` on anyio's clock, shared by every call of one client."""
+    """A :class:`TokenBucket` on the monotonic clock (asyncio's loop clock, read without a
+    backend lookup on every call), shared by every call of one client."""
 
     def __init__(self, requests_per_second: float | None) -> None:
         self._bucket: TokenBucket | None = None
@@ -133,27 +136,29 @@ class RateLimiter:
 
     @property
     def bucket(self) -> TokenBucket:
-        """The bucket, made on first use (it reads the running loop's clock)."""
+        """The bucket, made on first use."""
         if self._bucket is None:
-            self._bucket = TokenBucket(self._ceiling, now=anyio.current_time())
+            self._bucket = TokenBucket(self._ceiling, now=time.monotonic())
         return self._bucket
 
     async def acquire(self) -> None:
         """Wait for the next request slot."""
         bucket = self.bucket
-        delay = bucket.reserve(anyio.current_time())
+        delay = bucket.reserve(time.monotonic())
         if delay <= 0:
             return
         try:
             await anyio.sleep(delay)
         except BaseException:
-            bucket.refund(anyio.current_time())
+            bucket.refund(time.monotonic())
             raise
 
     def throttled(self) -> None:
         """Report a 429 ``TooManyRequests``/``SystemThrottling``."""
-        self.bucket.throttled(anyio.current_time())
+        self.bucket.throttled(time.monotonic())
 
     def succeeded(self) -> None:
         """Report a request that went through."""
-        self.bucket.succeeded(anyio.current_time())
+        bucket = self.bucket
+        if bucket.limited:  # unlimited, a success changes nothing (recovery counts from the throttle)
+            bucket.succeeded(time.monotonic())

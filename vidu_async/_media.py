@@ -36,7 +36,7 @@ async def prepare_body(request: Reference2Video, *, overrides: Mapping[str, str]
         RequestValidationError: a file cannot be read, is not a usable image or video, is too large,
             or the whole body is over 20 MB. Nothing has been sent.
     """
-    if not request.has_local_media() and _validate.estimated_body_size(request) < _INLINE_LIMIT:
+    if not request.has_local_media and request._body_estimate < _INLINE_LIMIT:
         return encode_body(request, overrides=overrides)
     return await anyio.to_thread.run_sync(lambda: encode_body(request, overrides=overrides))
 
@@ -64,7 +64,7 @@ def encode_body(request: Reference2Video, *, overrides: Mapping[str, str] | None
 
 def _resolve(request: Reference2Video) -> Reference2Video:
     """``request`` with every Path and bytes item replaced by a checked data URI."""
-    if not request.has_local_media():
+    if not request.has_local_media:
         return request
     local = request.local_media()
     problems: list[Problem] = []

@@ -8,6 +8,7 @@ every problem at once.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -142,9 +143,15 @@ class Reference2Video:
         """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
         return [(where, item) for where, item in self.media() if not isinstance(item, str)]
 
+    @functools.cached_property
     def has_local_media(self) -> bool:
-        """Whether any media item is a path or bytes (cheaper than :meth:`local_media`)."""
-        return any(not isinstance(item, str) for _, values in self._media_fields() for item in values)
+        """Whether any media item is a path or bytes (read and encoded when submitted)."""
+        return any(not isinstance(item, str) for item in self.media_values())
+
+    @functools.cached_property
+    def _body_estimate(self) -> int:
+        # Worked out once: validation needs it, and so does every submission of the request.
+        return _validate.estimated_body_size(self)
 
     def media_values(self) -> Iterator[Media]:
         """Every media item, without its field path."""

@@ -467,7 +467,7 @@ def _mb(size: int) -> str:
 
 def _check_body_size(request: Any, out: list[Problem]) -> None:
     """Estimate the JSON body from what is known now (local files are measured at submit time)."""
-    total = estimated_body_size(request)
+    total = request._body_estimate
     if total > _rules.MAX_BODY_BYTES:
         out.append(
             Problem(
