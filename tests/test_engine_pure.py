@@ -213,6 +213,17 @@ class TestTokenBucket:
         assert rates == sorted(rates)
         assert bucket.rate == 10.0
 
+    def test_recovery_counts_from_the_throttle(self) -> None:
+        """The first success after a long unthrottled spell and a cool-down recovers by the time
+        since the throttle, not since the bucket was made."""
+        bucket = TokenBucket(None, now=0.0, recovery=0.1)
+        for i in range(100):
+            bucket.reserve(1000.0 + i * 0.01)  # 100/s, after a long quiet start
+        bucket.throttled(1001.0)
+        throttled_rate = bucket.rate
+        bucket.succeeded(1003.0)  # first success, just after the cool-down
+        assert bucket.rate == pytest.approx(throttled_rate * (1 + 0.1 * 2.0))
+
     def test_recovers_to_unlimited(self) -> None:
         """An unlimited bucket that was throttled becomes unlimited again once well past that rate."""
         bucket = TokenBucket(None, now=0.0)
