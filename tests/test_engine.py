@@ -678,6 +678,28 @@ class TestBatch:
         assert results[1].request is not None
         assert results[1].request.prompt == "@Ming cooks hot pot number 1."
 
+    async def test_input_is_read_lazily(self) -> None:
+        """An endless input is read only as slots free up: a million lines never sit in memory."""
+        pulled = 0
+
+        def endless() -> Iterator[vidu.Reference2Video]:
+            nonlocal pulled
+            while True:
+                pulled += 1
+                yield request(pulled)
+
+        async with running(processing_time=0.05) as (_, client):
+            with anyio.fail_after(10):
+                async with client.generate_many(endless(), max_in_flight=3) as batch:
+                    taken = 0
+                    async for _ in batch:
+                        taken += 1
+                        if taken == 5:
+                            break
+        # Five results taken, three in flight, and the one read that waits for a slot.
+        assert taken == 5
+        assert pulled <= 5 + 3 + 1
+
     async def test_async_iterable(self) -> None:
         """An async generator input is consumed the same way."""
 
