@@ -85,7 +85,8 @@ class ApiResponse:
 
     Attributes:
         status: The HTTP status.
-        headers: Response headers (case-insensitive lookups are the transport's job: keys are lower-case).
+        headers: Response headers, looked up by lower-case name (the transport hands over a
+            case-insensitive mapping).
         body: The raw body.
         elapsed: Seconds from send to the last byte.
     """

@@ -100,6 +100,7 @@ class Transport:
         self._owns_session = session is None
         self._connection_limit = connection_limit
         self._closed = False
+        self._timeout_cache: dict[tuple[Timeouts, str], aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url}>"
@@ -126,22 +127,27 @@ class Transport:
             raise ClientClosedError("the aiohttp session passed to the client is closed")
         return self._session
 
-    def _headers(self, *, json_body: bool) -> dict[str, str]:
-        headers = {
+    def _headers(self) -> dict[str, str]:
+        # Built per call rather than kept: the key stays inside its Secret between calls.
+        # The docs list Content-Type even for GET; sent on every call for gateways that insist.
+        return {
             "Authorization": self._authorization.reveal(),
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
         }
-        if json_body:
-            headers["Content-Type"] = "application/json"
-        return headers
 
     def _timeout(self, endpoint: str, budget: float | None = None) -> aiohttp.ClientTimeout:
         t = self.timeouts
+        if budget is None and (cached := self._timeout_cache.get((t, endpoint))) is not None:
+            return cached
         total = t.create if endpoint == "create" else t.download if endpoint == "download" else t.request
         if budget is not None:
             total = budget if total is None else min(total, budget)
-        return aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=t.read)
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=t.read)
+        if budget is None:
+            self._timeout_cache[t, endpoint] = timeout  # one per endpoint (and policy) in use
+        return timeout
 
     async def send(self, request: ApiRequest, *, budget: float | None = None) -> ApiResponse:
         """Send one call and read its whole answer.
@@ -164,13 +170,12 @@ class Transport:
                 url,
                 params=list(request.params) or None,
                 data=request.body,
-                # The docs list Content-Type even for GET; sent on every call for gateways that insist.
-                headers=self._headers(json_body=True),
+                headers=self._headers(),
                 timeout=self._timeout(request.endpoint, budget),
                 allow_redirects=False,
             ) as raw:
                 body = await raw.read()
-                headers = {k.lower(): v for k, v in raw.headers.items()}
+                headers = raw.headers  # case-insensitive, immutable, and kept without a copy
                 status = raw.status
         elapsed = time.monotonic() - started
         logger.debug("%s %s -> %d in %.3fs", request.method, request.path, status, elapsed)
