@@ -31,6 +31,7 @@ from vidu_async import _convert
 __all__ = [
     "API_KEY",
     "REQUEST",
+    "benchmark_parser",
     "emulator_process",
     "free_port",
     "percentile",
@@ -67,6 +68,14 @@ def raw_body() -> dict[str, Any]:
     """The JSON the SDK sends for :data:`REQUEST`, with a fresh fingerprint-like ``payload``
     (the SDK stamps one into every create), for clients that build their own requests."""
     return {**_BODY, "payload": "vidu-async:" + secrets.token_hex(12)}
+
+
+def benchmark_parser(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: its docstring's first line and ``--quick``
+    (``quick`` says what the quick run does)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
 
 
 def verdict(ok: bool) -> str:

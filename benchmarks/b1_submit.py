@@ -29,7 +29,16 @@ from typing import Final
 
 import aiohttp
 import anyio
-from _common import API_KEY, REQUEST, emulator_process, print_table, raw_body, trivial_server_process, verdict
+from _common import (
+    API_KEY,
+    REQUEST,
+    benchmark_parser,
+    emulator_process,
+    print_table,
+    raw_body,
+    trivial_server_process,
+    verdict,
+)
 
 import vidu_async as vidu
 
@@ -135,16 +144,9 @@ async def _run(args: argparse.Namespace, emulator_url: str, trivial_url: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0, also when a target is missed: the output says so).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0, also when a target is missed: the output says so)."""
+    parser = benchmark_parser(__doc__, "a smoke run of a few seconds")
     parser.add_argument("--creates", type=int, help="creates per round (default 2,000; 200 with --quick)")
     parser.add_argument(
         "--workers", type=int, default=32, help="concurrent workers on each side (default 32)"

@@ -33,7 +33,7 @@ from typing import Final
 import aiohttp
 import anyio
 import attrs
-from _common import API_KEY, REQUEST, percentile, print_table, raw_body, verdict
+from _common import API_KEY, REQUEST, benchmark_parser, percentile, print_table, raw_body, verdict
 
 import vidu_async as vidu
 from vidu_async.emulator import Emulator, EmulatorConfig
@@ -216,16 +216,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0, also when a target is missed: the output says so).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0, also when a target is missed: the output says so)."""
+    parser = benchmark_parser(__doc__, "a smoke run of a few seconds")
     parser.add_argument("--tasks", type=int, help="tasks per client (default 1,000; 100 with --quick)")
     parser.add_argument("--slow-tasks", type=int, help="tasks of the 5 s client (default: --tasks)")
     parser.add_argument(

@@ -25,7 +25,7 @@ from typing import Final
 
 import anyio
 import attrs
-from _common import REQUEST, print_table, verdict
+from _common import REQUEST, benchmark_parser, print_table, verdict
 
 import vidu_async as vidu
 from vidu_async.emulator import Emulator, EmulatorConfig
@@ -122,16 +122,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0, also when a target is missed: the output says so).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="40 tasks, a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0, also when a target is missed: the output says so)."""
+    parser = benchmark_parser(__doc__, "40 tasks, a smoke run of a few seconds")
     parser.add_argument("--tasks", type=int, help="tasks per run (default 200; 40 with --quick)")
     args = parser.parse_args(argv)
     args.tasks = args.tasks or (40 if args.quick else 200)

@@ -32,7 +32,7 @@ from typing import Final
 
 import anyio
 import attrs
-from _common import API_KEY, REQUEST, emulator_process, print_table, rss_bytes, verdict
+from _common import API_KEY, REQUEST, benchmark_parser, emulator_process, print_table, rss_bytes, verdict
 
 import vidu_async as vidu
 
@@ -190,16 +190,9 @@ async def _run(args: argparse.Namespace, base_url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0, also when a target is missed: the output says so).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="500 tasks, a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0, also when a target is missed: the output says so)."""
+    parser = benchmark_parser(__doc__, "500 tasks, a smoke run of a few seconds")
     parser.add_argument("--tasks", type=int, help="tasks watched at once (default 10,000; 500 with --quick)")
     parser.add_argument("--warmup", type=int, default=100, help="tasks in the warm-up batch (default 100)")
     parser.add_argument(

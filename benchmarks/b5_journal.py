@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from _common import API_KEY, REQUEST, emulator_process, verdict
+from _common import API_KEY, REQUEST, benchmark_parser, emulator_process, verdict
 
 import vidu_async as vidu
 from vidu_async._journal import SQLiteJournal
@@ -197,16 +197,9 @@ async def _run(args: argparse.Namespace, directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0)."""
+    parser = benchmark_parser(__doc__, "small sizes, a smoke run of a few seconds")
     parser.add_argument(
         "--items", type=int, help="items in the batched runs and the resume (default 100,000)"
     )

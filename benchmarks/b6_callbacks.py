@@ -25,7 +25,7 @@ from typing import Final
 
 import anyio
 import b2_polling
-from _common import REQUEST, free_port, verdict
+from _common import REQUEST, benchmark_parser, free_port, verdict
 
 import vidu_async as vidu
 from vidu_async.callbacks import CallbackStats
@@ -98,16 +98,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures.
-
-    Args:
-        argv: Command-line arguments (``sys.argv[1:]`` when ``None``).
-
-    Returns:
-        The exit status (0, also when a target is missed: the output says so).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
+    returns the exit status (0, also when a target is missed: the output says so)."""
+    parser = benchmark_parser(__doc__, "a smoke run of a few seconds")
     parser.add_argument("--tasks", type=int, help="tasks per client (default 1,000; 100 with --quick)")
     parser.add_argument(
         "--median", type=float, help="median processing time, seconds (default 1; 0.3 with --quick)"
