@@ -19,6 +19,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vidu_async import _journal
 from vidu_async._journal import (
     SCHEMA_VERSION,
     STATE_INTENT,
@@ -660,3 +661,34 @@ class TestCancellation:
             entries = await journal.entries()
         assert list(entries) == ["k0", "k1", "k2", "k3", "k4", "after"]
         assert entries["after"].finished
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class TestEncoding:
+    """The journal's JSON encoders write exactly what the standard library's would."""
+
+    STANDARD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+    @settings(max_examples=200, deadline=None)
+    @given(value=JSON_VALUES)
+    def test_dumps_matches_the_standard_encoder(self, value: Any) -> None:
+        assert _journal._dumps(value) == self.STANDARD(value)
+
+    @settings(max_examples=200, deadline=None)
+    @given(paths=st.lists(st.text(), min_size=1, max_size=4))
+    def test_path_lists_match_the_standard_encoder(self, paths: list[str]) -> None:
+        assert _journal._dumps_strings(paths) == self.STANDARD(paths)
+
+    def test_refusals_match_the_standard_encoder(self) -> None:
+        """NaN, foreign objects and non-string keys fail the same way as json.dumps would."""
+        with pytest.raises(ValueError, match="JSON compliant"):
+            _journal._dumps({"x": [float("inf")]})
+        with pytest.raises(TypeError, match="bytes is not JSON serializable"):
+            _journal._dumps({"x": b"raw"})
+        assert _journal._dumps({1: "a", None: "b"}) == self.STANDARD({1: "a", None: "b"})
