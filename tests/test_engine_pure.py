@@ -14,6 +14,7 @@ import vidu_async as vidu
 from vidu_async import _http, _retry
 from vidu_async._limits import TokenBucket
 from vidu_async._poll import PollPlanner, Update
+from vidu_async._transport import Secret, Transport
 from vidu_async.exceptions import (
     APIError,
     AuthenticationError,
@@ -25,6 +26,7 @@ from vidu_async.exceptions import (
     RateLimitError,
     RequestTimeoutError,
     RequestValidationError,
+    ResponseValidationError,
     ServerError,
     TransportError,
     ViduError,
@@ -155,6 +157,62 @@ class TestParseRetryAfter:
             or _retry.next_delay(vidu.DEFAULT_RETRY, 1, random.Random(0), retry_after=parsed)
             == vidu.DEFAULT_RETRY.max_retry_after
         )
+
+
+class TestReadBodies:
+    """Answers are decoded as JSON in any encoding JSON allows; what is not JSON says so."""
+
+    CALL = _http.build_get_task("7")
+
+    def answer(self, body: bytes, status: int = 200) -> _http.ApiResponse:
+        return _http.ApiResponse(status=status, headers={}, body=body, elapsed=0.0)
+
+    @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
+    def test_encodings(self, encoding: str) -> None:
+        body = '{"id": "7", "state": "success", "prompt": "é 雪"}'.encode(encoding)
+        assert _http.read_json(self.CALL, self.answer(body)) == {
+            "id": "7",
+            "state": "success",
+            "prompt": "é 雪",
+        }
+
+    def test_lone_surrogate(self) -> None:
+        """A lone surrogate (not valid UTF-8) reads as json.loads reads it."""
+        body = b'{"id": "\xed\xa0\x80"}'
+        assert _http.read_json(self.CALL, self.answer(body)) == {"id": "\ud800"}
+
+    @pytest.mark.parametrize("body", [b"<html>502</html>", b"\xff{", b'{"id": '])
+    def test_not_json(self, body: bytes) -> None:
+        with pytest.raises(ResponseValidationError, match="not JSON"):
+            _http.read_json(self.CALL, self.answer(body))
+
+    @pytest.mark.parametrize("body", [b"", b"  \n"])
+    def test_empty_success_is_none(self, body: bytes) -> None:
+        assert _http.read_json(self.CALL, self.answer(body)) is None
+
+
+class TestTransportTimeouts:
+    """The aiohttp timeout of each kind of call, from the client's Timeouts."""
+
+    def transport(self, timeouts: vidu.Timeouts) -> Transport:
+        return Transport(base_url="http://127.0.0.1:1", authorization=Secret("k"), timeouts=timeouts)
+
+    def test_a_read_limit_that_cannot_fire_first_is_left_out(self) -> None:
+        """Ordinary calls (60 s in all, 60 s of silence) need no read timer; creates (300 s) keep it."""
+        transport = self.transport(vidu.Timeouts())
+        request, create = transport._timeout("get"), transport._timeout("create")
+        assert (request.total, request.sock_read, request.sock_connect) == (60.0, None, 10.0)
+        assert (create.total, create.sock_read, create.sock_connect) == (300.0, 60.0, 10.0)
+        assert transport._timeout("create", budget=30.0).sock_read is None
+        assert transport._timeout("create", budget=90.0).sock_read == 60.0
+        download = transport._timeout("download")
+        assert (download.total, download.sock_read) == (None, 60.0)
+
+    def test_a_new_policy_is_used_at_once(self) -> None:
+        transport = self.transport(vidu.Timeouts())
+        assert transport._timeout("create").total == 300.0
+        transport.timeouts = vidu.Timeouts(create=20.0, read=5.0)
+        assert (transport._timeout("create").total, transport._timeout("create").sock_read) == (20.0, 5.0)
 
 
 class TestTokenBucket:

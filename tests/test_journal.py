@@ -19,7 +19,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidu_async import _journal
+from vidu_async import _convert, _journal
 from vidu_async._journal import (
     SCHEMA_VERSION,
     STATE_INTENT,
@@ -671,14 +671,15 @@ JSON_VALUES = st.recursive(
 
 
 class TestEncoding:
-    """The journal's JSON encoders write exactly what the standard library's would."""
+    """The compact JSON encoder (request bodies, journal rows) and the journal's path lists write
+    exactly what the standard library's encoder would."""
 
     STANDARD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
     @settings(max_examples=200, deadline=None)
     @given(value=JSON_VALUES)
     def test_dumps_matches_the_standard_encoder(self, value: Any) -> None:
-        assert _journal._dumps(value) == self.STANDARD(value)
+        assert _convert.dumps(value) == self.STANDARD(value)
 
     @settings(max_examples=200, deadline=None)
     @given(paths=st.lists(st.text(), min_size=1, max_size=4))
@@ -688,7 +689,7 @@ class TestEncoding:
     def test_refusals_match_the_standard_encoder(self) -> None:
         """NaN, foreign objects and non-string keys fail the same way as json.dumps would."""
         with pytest.raises(ValueError, match="JSON compliant"):
-            _journal._dumps({"x": [float("inf")]})
+            _convert.dumps({"x": [float("inf")]})
         with pytest.raises(TypeError, match="bytes is not JSON serializable"):
-            _journal._dumps({"x": b"raw"})
-        assert _journal._dumps({1: "a", None: "b"}) == self.STANDARD({1: "a", None: "b"})
+            _convert.dumps({"x": b"raw"})
+        assert _convert.dumps({1: "a", None: "b"}) == self.STANDARD({1: "a", None: "b"})

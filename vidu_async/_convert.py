@@ -10,6 +10,7 @@ is a ``FieldUnwanted`` problem, and the model's own validation does the rest.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import types
@@ -38,6 +39,7 @@ from .exceptions import Problem, RequestValidationError, ResponseValidationError
 
 __all__ = [
     "converter",
+    "dumps",
     "media_to_data_uri",
     "parse_timestamp",
     "request_from_json",
@@ -53,12 +55,52 @@ T = TypeVar("T")
 converter: Final = cattrs.Converter(forbid_extra_keys=False)
 
 
+# --- JSON text -----------------------------------------------------------------------------------
+
+# Compact and faithful: non-ASCII prompts stay readable, and NaN (which is not JSON) is refused
+# where it is written rather than sent or stored and unreadable later.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """``_ENCODER.encode``, or the same encoding a third cheaper when the C encoder is there.
+
+    ``JSONEncoder.encode`` builds a C encoder object on every call, which shows on paths that
+    run per create or per journaled item, so the fast path builds it once. Circular references
+    are not tracked (what is encoded here is JSON-shaped data, which has none), and the result is
+    checked against the standard encoder once, falling back to it on any mismatch.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode
+    try:
+        encode = make(
+            None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        )
+
+        def fast(value: Any) -> str:
+            return "".join(encode(value, 0))
+
+        sample = {"s": 'é"\\\n', "n": [0, -1.5, 10**20, True, None], "o": {}}
+        if fast(sample) != _ENCODER.encode(sample):
+            return _ENCODER.encode
+    except Exception:  # a C encoder with another signature: use the standard one
+        return _ENCODER.encode
+    return fast
+
+
+#: ``value`` as compact JSON text (``ensure_ascii=False``, no NaN): request bodies and the journal.
+dumps: Final = _make_dumps()
+
+
 # --- scalars (lenient: responses are the only thing structured with these) ----------------------
 
 
 def _structure_str(value: object, _: object) -> str:
-    if isinstance(value, str):
+    if type(value) is str:
         return value
+    if isinstance(value, str):
+        return str(value)  # a str subclass, as a plain str
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # numeric ids
     raise ValueError(f"expected a string, got {type(value).__name__}")
@@ -110,7 +152,7 @@ def _structure_bool(value: object, _: object) -> bool:
 _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
     r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -123,15 +165,15 @@ def parse_timestamp(value: object) -> datetime:
     match = _TIMESTAMP.match(value.strip())
     if match is None:
         raise ValueError(f"expected an RFC 3339 timestamp, got {value[:40]!r}")
-    micros = (match["frac"] or "").ljust(6, "0")[:6]
-    base = datetime.fromisoformat(f"{match['date']}T{match['time']}.{micros}")
-    tz = (match["tz"] or "Z").upper()
-    if tz == "Z":
-        return base.replace(tzinfo=UTC)
+    date, time, frac, tz = match.group("date", "time", "frac", "tz")
+    micros = frac[:6].ljust(6, "0") if frac else "000000"
+    # fromisoformat refuses a month 13 or an hour 24; the offset is applied below.
+    stamp = datetime.fromisoformat(f"{date}T{time}.{micros}+00:00")
+    if tz is None or tz in "Zz":
+        return stamp
     sign = 1 if tz[0] == "+" else -1
     digits = tz[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return (base - sign * offset).replace(tzinfo=UTC)
+    return stamp - sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
 
 
 def _structure_str_tuple(value: object, _: object) -> tuple[str, ...]:
@@ -147,16 +189,43 @@ def _is_optional(type_: Any) -> bool:
     return get_origin(type_) in (Union, types.UnionType) and len(args) == 2 and type(None) in args
 
 
+#: Types whose plain JSON values need no conversion: such a value is taken as it is.
+_TAKEN_AS_IS: Final = frozenset({str, int, bool})
+
+
 def _optional_hook(type_: Any) -> Callable[[Any, Any], Any]:
     """``X | None`` with the hook for ``X`` looked up once, not on every value (a task has a dozen
-    optional fields, and every create and poll reads one)."""
+    optional fields, and every create and poll reads one), and a value already of type ``X``
+    (a JSON string for ``str | None``) taken without a call."""
     (inner_type,) = (a for a in get_args(type_) if a is not type(None))
     inner = converter.get_structure_hook(inner_type)
+    if inner_type in _TAKEN_AS_IS:
+
+        def plain(value: Any, _: Any) -> Any:
+            if value is None or type(value) is inner_type:
+                return value
+            return inner(value, inner_type)
+
+        return plain
 
     def hook(value: Any, _: Any) -> Any:
         return None if value is None else inner(value, inner_type)
 
     return hook
+
+
+_STATES: Final = {state.value: state for state in TaskState}
+
+
+def _structure_state(value: object, _: object) -> TaskState:
+    if type(value) is str:
+        return _STATES.get(value) or TaskState.parse(value)
+    return TaskState.parse(value) if isinstance(value, str) else TaskState.UNKNOWN
+
+
+def _structure_extra(value: object, _: object) -> Mapping[str, Any]:
+    # Only the lenient hooks fill `extra`, always with a fresh dict of their own.
+    return value if type(value) is dict else dict(cast(Mapping[str, Any], value))
 
 
 converter.register_structure_hook(str, _structure_str)
@@ -165,10 +234,8 @@ converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(datetime, lambda v, _: parse_timestamp(v))
 converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
-converter.register_structure_hook(
-    TaskState,
-    lambda v, _: TaskState.parse(v) if isinstance(v, str) else TaskState.UNKNOWN,
-)
+converter.register_structure_hook(TaskState, _structure_state)
+converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_extra)
 converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
 
@@ -183,15 +250,17 @@ def _lenient(
     base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False)
 
     def hook(value: Any, _: Any) -> T:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise ValueError(f"expected an object, got {type(value).__name__}")
-        data = {k if type(k) is str else str(k): v for k, v in value.items()}
+        data = dict(value)  # JSON keys are strings; any other key is made one below
         if prepare is not None:
             prepare(data)
         # One pass: every create, poll and list row goes through here.
         fields: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for k, v in data.items():
+            if type(k) is not str:
+                k = str(k)
             if k not in known:
                 extra[k] = v
             elif v is not None:
@@ -268,15 +337,11 @@ def structure_task(body: object, *, task_id: str | None = None) -> Task:
     Raises:
         ResponseValidationError: the body is not an object or a field has an impossible type.
     """
-    if (
-        isinstance(body, Mapping)
-        and task_id is not None
-        and body.get("id") in (None, "")
-        and not body.get("task_id")
-    ):
-        body = {**body, "id": task_id}
-    if isinstance(body, Mapping) and body.get("id") in (None, "") and body.get("task_id") in (None, ""):
-        raise ResponseValidationError("task body has no id or task_id", body=body)
+    if (type(body) is dict or isinstance(body, Mapping)) and body.get("id") in (None, ""):
+        if task_id is not None and not body.get("task_id"):
+            body = {**body, "id": task_id}
+        if body.get("id") in (None, "") and body.get("task_id") in (None, ""):
+            raise ResponseValidationError("task body has no id or task_id", body=body)
     return _structure(body, Task, "task")
 
 

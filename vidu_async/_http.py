@@ -209,17 +209,22 @@ _NOT_JSON: Final = object()
 
 
 def _decode(body: bytes) -> Any:
+    try:
+        # Answers are UTF-8 JSON: decoding first spares json its encoding detection.
+        return json.loads(body.decode())
+    except ValueError:  # not UTF-8 (UnicodeDecodeError) or not JSON: the general path says which
+        pass
     if not body.strip():
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return _NOT_JSON
 
 
 def _is_error_body(decoded: object) -> bool:
     """A 2xx answer whose body is an error body (a client of the official service treats these as errors)."""
-    if not isinstance(decoded, Mapping) or "reason" not in decoded:
+    if (type(decoded) is not dict and not isinstance(decoded, Mapping)) or "reason" not in decoded:
         return False
     code = decoded.get("code")
     return code not in (None, 0, 200, "", "0", "200") and not ({"task_id", "id", "state"} & decoded.keys())

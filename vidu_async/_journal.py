@@ -38,7 +38,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self
@@ -47,6 +47,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from . import _convert
 from ._version import __version__
 from .exceptions import JournalError
 
@@ -162,39 +163,9 @@ _EMPTY_OBJECT: Final = "{}"
 _EMPTY_ARRAY: Final = "[]"
 
 
-# Compact and faithful: non-ASCII prompts stay readable in the file, and NaN (which is not JSON)
-# is refused at the caller rather than written and unreadable later.
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _make_dumps() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, or the same encoding a third cheaper when the C encoder is there.
-
-    ``JSONEncoder.encode`` builds a C encoder object on every call; at 100k items that is a
-    sizeable part of the loop's share of journaling, so the fast path builds it once. Circular
-    references are not tracked (journal input is JSON-shaped data, which has none), and the
-    result is checked against the standard encoder once, falling back to it on any mismatch.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return _ENCODER.encode
-    try:
-        encode = make(
-            None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-        )
-
-        def dumps(value: Any) -> str:
-            return "".join(encode(value, 0))
-
-        sample = {"s": 'é"\\\n', "n": [0, -1.5, 10**20, True, None], "o": {}}
-        if dumps(sample) != _ENCODER.encode(sample):
-            return _ENCODER.encode
-    except Exception:  # a C encoder with another signature: use the standard one
-        return _ENCODER.encode
-    return dumps
-
-
-_dumps: Final = _make_dumps()
+# Compact and faithful (see _convert.dumps): NaN is refused at the caller rather than written
+# and unreadable later.
+_dumps: Final = _convert.dumps
 
 
 def _dumps_strings(values: list[str]) -> str:

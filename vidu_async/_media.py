@@ -6,7 +6,6 @@ encode, so the event loop never waits on a disk or on base64 of a 20 MB file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -46,7 +45,7 @@ def encode_body(request: Reference2Video, *, overrides: Mapping[str, str] | None
     resolved = _resolve(request)
     data = _convert.request_to_json(resolved)
     data.update(overrides or {})
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    body = _convert.dumps(data).encode()
     if len(body) > _rules.MAX_BODY_BYTES:
         size = len(body) / (1024 * 1024)
         limit = _rules.MAX_BODY_BYTES / (1024 * 1024)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -49,32 +50,51 @@ class Secret:
         raise TypeError("a Secret is not picklable")
 
 
-@contextmanager
-def map_errors(method: str, path: str) -> Iterator[None]:
-    """Translate aiohttp and socket errors into the SDK's transport errors.
+def map_errors(method: str, path: str) -> _ErrorMap:
+    """A context manager that translates aiohttp and socket errors into the SDK's transport errors.
 
     ``request_sent`` is False only where the request certainly never left: connection failures
     (DNS, refused, TLS) and connect timeouts. Everything else may have reached the server.
     """
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise ConnectError(
-            f"timed out connecting: {str(exc) or 'no detail'}", method=method, path=path
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"cannot connect: {exc.os_error}", method=method, path=path) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    return _ErrorMap(method, path)
+
+
+def _mapped(exc: BaseException, method: str, path: str) -> TransportError | None:
+    """The SDK's error for an aiohttp or socket error, or ``None`` for anything else."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectError(f"timed out connecting: {str(exc) or 'no detail'}", method=method, path=path)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect: {exc.os_error}", method=method, path=path)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         # ServerTimeoutError is also an asyncio.TimeoutError; both mean "sent, no answer in time".
-        raise RequestTimeoutError("timed out waiting for the answer", method=method, path=path) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise TransportError(
-            "the server closed the connection without answering", method=method, path=path
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise TransportError(f"the answer was cut short: {exc}", method=method, path=path) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise TransportError(f"{type(exc).__name__}: {exc}", method=method, path=path) from exc
+        return RequestTimeoutError("timed out waiting for the answer", method=method, path=path)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("the server closed the connection without answering", method=method, path=path)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TransportError(f"the answer was cut short: {exc}", method=method, path=path)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return TransportError(f"{type(exc).__name__}: {exc}", method=method, path=path)
+    return None
+
+
+class _ErrorMap:
+    """What :func:`map_errors` returns: a class rather than a generator-based context manager,
+    since it wraps every call the SDK makes."""
+
+    __slots__ = ("method", "path")
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and (mapped := _mapped(exc, self.method, self.path)) is not None:
+            raise mapped from exc
 
 
 class Transport:
@@ -100,7 +120,9 @@ class Transport:
         self._owns_session = session is None
         self._connection_limit = connection_limit
         self._closed = False
-        self._timeout_cache: dict[tuple[Timeouts, str], aiohttp.ClientTimeout] = {}
+        # aiohttp timeouts by endpoint, for the Timeouts object they were made from (the
+        # client's policy may be replaced, never changed in place: Timeouts is frozen).
+        self._timeout_cache: tuple[Timeouts, dict[str, aiohttp.ClientTimeout]] = (timeouts, {})
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url}>"
@@ -139,14 +161,21 @@ class Transport:
 
     def _timeout(self, endpoint: str, budget: float | None = None) -> aiohttp.ClientTimeout:
         t = self.timeouts
-        if budget is None and (cached := self._timeout_cache.get((t, endpoint))) is not None:
+        cache_for, cache = self._timeout_cache
+        if cache_for is not t:
+            cache = {}
+            self._timeout_cache = (t, cache)
+        if budget is None and (cached := cache.get(endpoint)) is not None:
             return cached
         total = t.create if endpoint == "create" else t.download if endpoint == "download" else t.request
         if budget is not None:
             total = budget if total is None else min(total, budget)
-        timeout = aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=t.read)
+        # A read limit no shorter than the whole call's could never fire first; leaving it out
+        # spares aiohttp a timer per read.
+        read = None if t.read is not None and total is not None and t.read >= total else t.read
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=read)
         if budget is None:
-            self._timeout_cache[t, endpoint] = timeout  # one per endpoint (and policy) in use
+            cache[endpoint] = timeout  # one per endpoint in use
         return timeout
 
     async def send(self, request: ApiRequest, *, budget: float | None = None) -> ApiResponse:
@@ -168,7 +197,7 @@ class Transport:
             async with session.request(
                 request.method,
                 url,
-                params=list(request.params) or None,
+                params=list(request.params) if request.params else None,
                 data=request.body,
                 headers=self._headers(),
                 timeout=self._timeout(request.endpoint, budget),
