@@ -423,7 +423,7 @@ class ViduClient:
         payload = request.payload or overrides["payload"]
         body = await _media.prepare_body(request, overrides=overrides)
         call = _http.build_create(body)
-        since = datetime.now(UTC) - timedelta(minutes=2)  # generous for clock skew with the service
+        sent_at = time.time()
         attempts = 0
 
         def read(c: _http.ApiRequest, r: _http.ApiResponse) -> Task:
@@ -434,6 +434,7 @@ class ViduClient:
         async def reconcile(exc: ViduError) -> Task | _Absent:
             if not self.retry.reconcile or not payload:
                 raise SubmitOutcomeUnknownError(payload or "", "reconciliation is off") from exc
+            since = datetime.fromtimestamp(sent_at, UTC) - timedelta(minutes=2)  # generous for clock skew
             return await self._reconcile(payload, request, since, exc, deadline)
 
         try:

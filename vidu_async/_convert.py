@@ -392,33 +392,41 @@ def _unstructure_media(item: object) -> str:
     raise TypeError(f"not a media item: {type(item).__name__}")
 
 
+# What a request field holds, for the hook below.
+_PLAIN: Final = "plain"
+_MEDIA: Final = "media"
+_SUBJECTS: Final = "subjects"
+
+
 def _unstructure_dropping_empty(
     cls: type[Any], media_fields: frozenset[str]
 ) -> Callable[[Any], dict[str, Any]]:
-    names = [a.name for a in attrs.fields(cls)]
+    # Each field's kind is decided once: this runs for every create.
+    kinds = [
+        (a.name, _MEDIA if a.name in media_fields else _SUBJECTS if a.name == "subjects" else _PLAIN)
+        for a in attrs.fields(cls)
+    ]
+    plain, media = _PLAIN, _MEDIA
 
     def hook(instance: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in names:
+        for name, kind in kinds:
             value = getattr(instance, name)
             if value is None or value == ():
                 continue
-            if name in media_fields:
-                out[name] = [_unstructure_media(v) for v in value]
-            elif name == "subjects":
-                out[name] = [converter.unstructure(s, Subject) for s in value]
-            elif isinstance(value, tuple):
-                out[name] = list(value)
+            if kind is plain:
+                out[name] = list(value) if type(value) is tuple else value
+            elif kind is media:
+                out[name] = [v if type(v) is str else _unstructure_media(v) for v in value]
             else:
-                out[name] = value
+                out[name] = [_unstructure_subject(s) for s in value]
         return out
 
     return hook
 
 
-converter.register_unstructure_hook(
-    Subject, _unstructure_dropping_empty(Subject, frozenset({"images", "videos"}))
-)
+_unstructure_subject: Final = _unstructure_dropping_empty(Subject, frozenset({"images", "videos"}))
+converter.register_unstructure_hook(Subject, _unstructure_subject)
 converter.register_unstructure_hook(
     Reference2Video, _unstructure_dropping_empty(Reference2Video, frozenset({"images", "videos"}))
 )
