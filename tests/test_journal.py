@@ -365,6 +365,25 @@ class TestDurability:
         assert rows[0][:4] == ("a", 3, "intent", "fp-a")
         assert json.loads(rows[0][4]) == REQUEST
 
+    async def test_journal_with_the_earlier_task_id_index(self, tmp_path: Path) -> None:
+        """Journals written before the unused task-id index was dropped resume and grow alike."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a")
+        with plain_sqlite(path) as conn:
+            conn.execute("CREATE INDEX items_task_id ON items (task_id) WHERE task_id IS NOT NULL")
+            conn.commit()
+        async with SQLiteJournal(path) as journal:
+            journal.record_submitted("a", "task-a", 5)
+            await intent(journal, "b", 1)
+            journal.record_result("a", state="success", credits=5)
+            entries = await journal.entries()
+        assert (entries["a"].task_id, entries["a"].finished, entries["b"].state) == (
+            "task-a",
+            True,
+            STATE_INTENT,
+        )
+
     async def test_concurrent_intents_share_commits(self, tmp_path: Path) -> None:
         """1,000 concurrent record_intent calls take far fewer than 1,000 commits."""
         async with SQLiteJournal(tmp_path / "j.sqlite") as journal:

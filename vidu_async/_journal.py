@@ -103,10 +103,8 @@ CREATE TABLE items (
     created_at   REAL NOT NULL,            -- Unix time, seconds
     updated_at   REAL NOT NULL
 );
--- A resume reads every row, so besides the key only the task id is indexed: it is how a
--- callback or a status query finds its item. No index on state: it changes with every write and
--- would cost each one for a query nobody makes on the hot path.
-CREATE INDEX items_task_id ON items (task_id) WHERE task_id IS NOT NULL;
+-- Only the key is indexed: a resume reads every row, and every write finds its row by key.
+-- An index on the task id or the state would cost each write for a query nothing makes.
 """
 
 _COLUMNS: Final = (
