@@ -14,6 +14,11 @@ rate: it is steadier than wall time on a shared machine and says where SDK time 
 use the median of the rounds' own SDK/raw ratios: a burst of load elsewhere on the machine lands
 in one round and moves the median least.
 
+With ``--instructions`` (needs ``valgrind``), each side also runs alone in a child process
+under callgrind against the trivial handler, at two sizes, and the difference in instructions
+executed over the difference in creates is printed: the client's own cost per create, the same
+from run to run, where wall time on a shared machine moves by a third. No verdict rests on it.
+
 Run ``python benchmarks/b1_submit.py`` (2,000 creates per round; well under a minute) or
 ``--quick`` (a smoke run of a few seconds; the test suite runs it).
 """
@@ -21,7 +26,11 @@ Run ``python benchmarks/b1_submit.py`` (2,000 creates per round; well under a mi
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -143,6 +152,47 @@ async def _run(args: argparse.Namespace, emulator_url: str, trivial_url: str) ->
         print("  (quick run: rounds too short for stable ratios; run without --quick)")
 
 
+#: Creates of the two callgrind runs of each side; their difference cancels start-up and warm-up.
+_INSTRUCTION_SIZES: Final = (100, 500)
+
+
+def _instructions(side: str, base_url: str) -> float:
+    """Client instructions per create of ``side`` ("raw" or "sdk"), from two callgrind runs."""
+    counts = []
+    for creates in _INSTRUCTION_SIZES:
+        result = subprocess.run(
+            [
+                "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                sys.executable, __file__, "--side", side, "--url", base_url, "--creates", str(creates),
+            ],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
+        )  # fmt: skip
+        match = re.search(r"Collected : (\d+)", result.stderr)
+        if match is None:
+            raise RuntimeError(f"callgrind printed no total: {result.stderr[-500:]}")
+        counts.append(int(match.group(1)))
+    return (counts[1] - counts[0]) / (_INSTRUCTION_SIZES[1] - _INSTRUCTION_SIZES[0])
+
+
+def _print_instructions(trivial_url: str) -> None:
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not installed; skipped")
+        return
+    raw, sdk = _instructions("raw", trivial_url), _instructions("sdk", trivial_url)
+    print("client instructions per create, each side alone under callgrind, against the trivial handler:")
+    print(
+        f"  raw aiohttp loop {raw / 1e3:,.0f}k, SDK client.submit {sdk / 1e3:,.0f}k: raw / SDK {raw / sdk:.2f}x"
+    )
+
+
+def _one_side(args: argparse.Namespace) -> None:
+    """The child of ``--instructions``: one warm-up, then ``--creates`` creates of one side."""
+    runner = _raw if args.side == "raw" else _sdk
+    anyio.run(runner, args.url, 50, 16, backend="asyncio")
+    anyio.run(runner, args.url, args.creates, 16, backend="asyncio")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
     returns the exit status (0, also when a target is missed: the output says so)."""
@@ -156,7 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="timed rounds per server, one run of each side a round (default 5; 2 with --quick)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each side's client instructions per create under callgrind (a few minutes)",
+    )
+    parser.add_argument("--side", choices=("raw", "sdk"), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.side is not None:
+        _one_side(args)
+        return 0
     args.creates = args.creates or (200 if args.quick else 2_000)
     args.rounds = args.rounds or (2 if args.quick else 5)
     # Processing time is irrelevant here: tasks are only created.
@@ -165,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         trivial_server_process() as trivial_url,
     ):
         anyio.run(_run, args, emulator_url, trivial_url, backend="asyncio")
+        if args.instructions:
+            _print_instructions(trivial_url)
     return 0
 
 
