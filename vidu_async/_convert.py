@@ -315,9 +315,14 @@ converter.register_structure_hook(CreditPackage, _lenient(CreditPackage))
 converter.register_structure_hook(Credits, _lenient(Credits, _prepare_credits))
 
 
-def _structure(value: object, cls: type[T], what: str) -> T:
+# Looked up once: a task is read on every create and poll, and cattrs' dispatch by class
+# costs about as much as reading a small field.
+_STRUCTURE_TASK: Final = converter.get_structure_hook(Task)
+
+
+def _structure(value: object, cls: type[T], what: str, hook: Callable[[Any, type[T]], T] | None = None) -> T:
     try:
-        return converter.structure(value, cls)
+        return hook(value, cls) if hook is not None else converter.structure(value, cls)
     except cattrs.BaseValidationError as exc:
         raise ResponseValidationError(
             f"unreadable {what}", errors=tuple(cattrs.transform_error(exc, path="$")), body=value
@@ -342,7 +347,7 @@ def structure_task(body: object, *, task_id: str | None = None) -> Task:
             body = {**body, "id": task_id}
         if body.get("id") in (None, "") and body.get("task_id") in (None, ""):
             raise ResponseValidationError("task body has no id or task_id", body=body)
-    return _structure(body, Task, "task")
+    return _structure(body, Task, "task", _STRUCTURE_TASK)
 
 
 def structure_credits(body: object) -> Credits:

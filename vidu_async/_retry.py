@@ -7,8 +7,8 @@ No clock and no sleeping here: the client asks :func:`classify` what a failure m
 from __future__ import annotations
 
 import enum
+import os
 import random
-import secrets
 from typing import Final
 
 from ._config import RetryPolicy
@@ -90,4 +90,4 @@ def retry_after_of(exc: BaseException) -> float | None:
 def new_fingerprint() -> str:
     """A fresh fingerprint for a create's ``payload``: how a create whose answer was lost is found
     again in the task list."""
-    return FINGERPRINT_PREFIX + secrets.token_hex(12)
+    return FINGERPRINT_PREFIX + os.urandom(12).hex()  # what secrets.token_hex(12) does, in one call
