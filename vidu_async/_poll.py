@@ -458,20 +458,24 @@ class Poller:
         self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
         return await self._send_fn(call)
 
-    async def _check_one(self, task_id: str) -> None:
-        """One ``GET /tasks/{id}/creations``; the caller paid for it from the poll budget, or it is
-        a read outside the budget (a callback's finish)."""
+    async def _get(self, task_id: str, doing: str) -> Task | None:
+        """One ``GET /tasks/{id}/creations``, not charged to the poll budget (the caller paid, or it
+        is a read outside the budget); ``None`` when it failed, which the planner is told."""
         call = _http.build_get_task(task_id)
         try:
-            task = _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
+            return _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
         except NotFoundError as exc:
             self._notify(self.planner.error(task_id, exc), None)
-            return
         except ViduError as exc:
-            logger.debug("poll of %s failed: %s", task_id, exc)
+            logger.debug("%s %s failed: %s", doing, task_id, exc)
             self.planner.failed(task_id, anyio.current_time())
-            return
-        self._observe(task)
+        return None
+
+    async def _check_one(self, task_id: str) -> None:
+        """Poll one task with a GET (paid for from the poll budget, or a callback's finish)."""
+        task = await self._get(task_id, "poll of")
+        if task is not None:
+            self._observe(task)
 
     async def _bulk_check(self, entries: list[_Entry]) -> None:
         """Ask the list which of ``entries`` finished (a request already paid for from the poll
@@ -484,7 +488,8 @@ class Poller:
             for task_id in ids:
                 self.planner.failed(task_id, now)
             return
-        changed = {row.id: row for row in rows if row.id in set(ids)}
+        asked = set(ids)
+        changed = {row.id: row for row in rows if row.id in asked}
         intermediate: list[_Entry] = []
         if now - self._intermediate_at >= self.policy.intermediate_every:
             intermediate = [
@@ -511,15 +516,8 @@ class Poller:
 
     async def _confirm(self, task_id: str) -> None:
         """The list says ``task_id`` finished: read it whole before telling anyone."""
-        call = _http.build_get_task(task_id)
-        try:
-            task = _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
-        except NotFoundError as exc:
-            self._notify(self.planner.error(task_id, exc), None)
-            return
-        except ViduError as exc:
-            logger.debug("confirming %s failed: %s", task_id, exc)
-            self.planner.failed(task_id, anyio.current_time())
+        task = await self._get(task_id, "confirming")
+        if task is None:
             return
         if not task.is_terminal and self._rows_carry_state is False:
             self._filter_mismatches += 1
