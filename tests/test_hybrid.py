@@ -45,9 +45,20 @@ PATH = "/vidu/callback"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port to listen on that is free now, chosen below Linux's ephemeral range (32768 and up):
+    the callback URL names it before the receiver binds it, and meanwhile the client's own
+    outgoing connections take their local ports from that range, so one of them could take a
+    port the kernel had just handed out."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000 after 100 tries")
 
 
 class Signal:
