@@ -1,4 +1,4 @@
-"""Shared fixtures: the asyncio backend for anyio's pytest plugin, fixtures on disk, an emulator."""
+"""Shared fixtures: the asyncio backend for anyio's pytest plugin, fixtures on disk, a small request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import vidu_async as vidu
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -20,3 +22,15 @@ def anyio_backend() -> str:
 def load_fixture(name: str) -> Any:
     """A documented body from ``tests/fixtures`` (copied from the API research notes)."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def small_request(**changes: Any) -> vidu.Reference2Video:
+    """A small valid subject call (viduq3, 5 s at 720p: 25 credits on the emulator), with ``changes``."""
+    fields: dict[str, Any] = {
+        "model": "viduq3",
+        "subjects": [vidu.Subject(name="Ming", images=["https://example.com/ming.png"])],
+        "prompt": "@Ming cooks hot pot.",
+        "duration": 5,
+    }
+    fields.update(changes)
+    return vidu.Reference2Video(**fields)

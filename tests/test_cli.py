@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 import attrs
 import pytest
+from conftest import small_request as request
 
 import vidu_async as vidu
 from vidu_async import cli
@@ -51,17 +52,6 @@ async def run_in_thread(*argv: str) -> tuple[int, str, str]:
 def against(emu: Emulator, *extra: str) -> tuple[str, ...]:
     """The connection options for ``emu``."""
     return ("--base-url", emu.base_url, "--api-key", emu.api_key, *extra)
-
-
-def request(**changes: Any) -> vidu.Reference2Video:
-    fields: dict[str, Any] = {
-        "model": "viduq3",
-        "subjects": [vidu.Subject(name="Ming", images=["https://example.com/ming.png"])],
-        "prompt": "@Ming cooks hot pot.",
-        "duration": 5,
-    }
-    fields.update(changes)
-    return vidu.Reference2Video(**fields)
 
 
 @asynccontextmanager

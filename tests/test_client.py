@@ -21,6 +21,7 @@ import attrs
 import pytest
 from aiohttp import web
 from conftest import load_fixture
+from conftest import small_request as request
 
 import vidu_async as vidu
 from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
@@ -67,18 +68,6 @@ XIAO: dict[str, Any] = {
     "prompt": "@XiaoMing and @XiaoHong are cooking together, and both say they love hot pot.",
     "duration": 5,
 }
-
-
-def request(**changes: Any) -> vidu.Reference2Video:
-    """A small valid subject call (viduq3, 5 s at 720p: 25 credits on the emulator)."""
-    fields: dict[str, Any] = {
-        "model": "viduq3",
-        "subjects": [vidu.Subject(name="Ming", images=["https://example.com/ming.png"])],
-        "prompt": "@Ming cooks hot pot.",
-        "duration": 5,
-    }
-    fields.update(changes)
-    return vidu.Reference2Video(**fields)
 
 
 @asynccontextmanager
