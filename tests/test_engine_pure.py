@@ -198,15 +198,25 @@ class TestTransportTimeouts:
         return Transport(base_url="http://127.0.0.1:1", authorization=Secret("k"), timeouts=timeouts)
 
     def test_a_read_limit_that_cannot_fire_first_is_left_out(self) -> None:
-        """Ordinary calls (60 s in all, 60 s of silence) need no read timer; creates (300 s) keep it."""
+        """Ordinary calls (60 s in all, 60 s of silence) need no read timer; large creates (300 s)
+        keep it; a small create is bounded by the read limit as a whole."""
         transport = self.transport(vidu.Timeouts())
-        request, create = transport._timeout("get"), transport._timeout("create")
+        request = transport._timeout("get", small=True)
+        create, small_create = transport._timeout("create"), transport._timeout("create", small=True)
         assert (request.total, request.sock_read, request.sock_connect) == (60.0, None, 10.0)
         assert (create.total, create.sock_read, create.sock_connect) == (300.0, 60.0, 10.0)
+        assert (small_create.total, small_create.sock_read) == (60.0, None)
         assert transport._timeout("create", budget=30.0).sock_read is None
         assert transport._timeout("create", budget=90.0).sock_read == 60.0
+        assert transport._timeout("create", budget=30.0, small=True).total == 30.0
         download = transport._timeout("download")
         assert (download.total, download.sock_read) == (None, 60.0)
+
+    def test_no_read_limit(self) -> None:
+        """With read=None a small create keeps its whole-call limit and no read timer."""
+        transport = self.transport(vidu.Timeouts(read=None))
+        small_create = transport._timeout("create", small=True)
+        assert (small_create.total, small_create.sock_read) == (300.0, None)
 
     def test_a_new_policy_is_used_at_once(self) -> None:
         transport = self.transport(vidu.Timeouts())

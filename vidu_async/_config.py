@@ -41,9 +41,12 @@ class Timeouts:
     Attributes:
         connect: Opening the connection (TCP and TLS). A call that times out here was never sent,
             so it is safe to retry, create included.
-        read: The longest silence while reading a response.
+        read: The longest silence while reading a response. An API call that sends little (every
+            call but a create with inline media) gets a small JSON answer, so for it this also
+            bounds the whole call.
         request: A whole ordinary call (query, list, cancel, credits).
-        create: A whole create call. Generous by default: bodies carry up to 20 MB of base64 media.
+        create: A whole create call. Generous by default: bodies carry up to 20 MB of base64 media
+            (a create of URLs only is bounded by ``read`` as well).
         download: A whole download (``None``: bounded only by ``read``).
     """
 

@@ -24,6 +24,11 @@ __all__ = ["USER_AGENT", "Secret", "Transport", "map_errors"]
 
 logger: Final = logging.getLogger("vidu_async")
 
+#: An API call sending at most this many bytes is out in well under a second, and its answer is a
+#: small JSON document, so its read limit bounds the whole call (:attr:`Timeouts.read`), which
+#: also spares aiohttp a timer per read. Larger creates (inline media) keep the two apart.
+SMALL_BODY: Final = 256 * 1024
+
 USER_AGENT: Final = (
     f"vidu-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 )
@@ -122,7 +127,7 @@ class Transport:
         self._closed = False
         # aiohttp timeouts by endpoint, for the Timeouts object they were made from (the
         # client's policy may be replaced, never changed in place: Timeouts is frozen).
-        self._timeout_cache: tuple[Timeouts, dict[str, aiohttp.ClientTimeout]] = (timeouts, {})
+        self._timeout_cache: tuple[Timeouts, dict[tuple[str, bool], aiohttp.ClientTimeout]] = (timeouts, {})
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url}>"
@@ -159,15 +164,29 @@ class Transport:
             "Content-Type": "application/json",
         }
 
-    def _timeout(self, endpoint: str, budget: float | None = None) -> aiohttp.ClientTimeout:
+    def _timeout(
+        self, endpoint: str, budget: float | None = None, *, small: bool = False
+    ) -> aiohttp.ClientTimeout:
+        """The aiohttp timeout of one call.
+
+        Args:
+            endpoint: The call's endpoint name (``create``, ``download``...).
+            budget: Seconds left of the caller's deadline, which caps the total.
+            small: The call sends at most :data:`SMALL_BODY` bytes and gets a JSON answer back:
+                once sent, its whole remaining time is silence or a short answer, so the read
+                limit bounds the whole call.
+        """
         t = self.timeouts
         cache_for, cache = self._timeout_cache
         if cache_for is not t:
             cache = {}
             self._timeout_cache = (t, cache)
-        if budget is None and (cached := cache.get(endpoint)) is not None:
+        key = (endpoint, small)
+        if budget is None and (cached := cache.get(key)) is not None:
             return cached
         total = t.create if endpoint == "create" else t.download if endpoint == "download" else t.request
+        if small and t.read is not None:
+            total = t.read if total is None else min(total, t.read)
         if budget is not None:
             total = budget if total is None else min(total, budget)
         # A read limit no shorter than the whole call's could never fire first; leaving it out
@@ -175,7 +194,7 @@ class Transport:
         read = None if t.read is not None and total is not None and t.read >= total else t.read
         timeout = aiohttp.ClientTimeout(total=total, sock_connect=t.connect, sock_read=read)
         if budget is None:
-            cache[endpoint] = timeout  # one per endpoint in use
+            cache[key] = timeout  # one per endpoint in use
         return timeout
 
     async def send(self, request: ApiRequest, *, budget: float | None = None) -> ApiResponse:
@@ -200,7 +219,9 @@ class Transport:
                 params=list(request.params) if request.params else None,
                 data=request.body,
                 headers=self._headers(),
-                timeout=self._timeout(request.endpoint, budget),
+                timeout=self._timeout(
+                    request.endpoint, budget, small=request.body is None or len(request.body) <= SMALL_BODY
+                ),
                 allow_redirects=False,
             ) as raw:
                 body = await raw.read()
