@@ -5,13 +5,15 @@ fresh ``payload`` each time, as the SDK stamps one) from the same number of conc
 the same server, in one run, in alternating order (raw, SDK, SDK, raw, raw, SDK: drift hits both alike). The
 servers run in child processes, so the figures are the client's own work:
 
-* the emulator (``python -m vidu_async emulator``): validates each body, stores a task;
+* the emulator (``python -m vidu_async emulator``): validates each body, stores a task. The
+  target (SDK at least 0.85 x raw creates/s) is judged here;
 * a trivial aiohttp handler that answers every create with a canned task: the server costs as
-  little as a server can, so the client's cost per create shows most clearly.
+  little as a server can, so the client's cost per create shows most clearly. Its ratio is
+  printed, not judged.
 
 Client CPU per create (``time.process_time``, the benchmark process only) is printed beside the
-rate: it is steadier than wall time on a shared machine and says where SDK time goes. The verdicts
-use the median of the rounds' own SDK/raw ratios: a burst of load elsewhere on the machine lands
+rate: it is steadier than wall time on a shared machine and says where SDK time goes. The verdict
+uses the median of the rounds' own SDK/raw ratios: a burst of load elsewhere on the machine lands
 in one round and moves the median least.
 
 With ``--instructions`` (needs ``valgrind``), each side also runs alone in a child process
@@ -144,9 +146,11 @@ async def _run(args: argparse.Namespace, emulator_url: str, trivial_url: str) ->
         f"target SDK >= {TARGET_RATIO} x raw against the emulator (median round): {emulator_ratio:.2f}x,"
         f" {verdict(emulator_ratio >= TARGET_RATIO)}"
     )
+    # Not a target: the issue sets it against the emulator. This is the client's own cost, where
+    # nothing on the server hides it (`--instructions` gives the steady figure).
     print(
-        f"target SDK >= {TARGET_RATIO} x raw against the trivial handler (client-bound, median round):"
-        f" {trivial_ratio:.2f}x, {verdict(trivial_ratio >= TARGET_RATIO)}"
+        f"client-bound, against the trivial handler (median round): SDK / raw {trivial_ratio:.2f}x"
+        f" ({'at or above' if trivial_ratio >= TARGET_RATIO else 'below'} {TARGET_RATIO})"
     )
     if args.quick:
         print("  (quick run: rounds too short for stable ratios; run without --quick)")
