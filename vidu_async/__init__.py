@@ -9,7 +9,7 @@ module                 owns
 ``_rules``             the documented limits and the per-model table
 ``_validate``          request validation (every problem at once)
 ``_sniff``             media type and image size from bytes and data URIs
-``_convert``           the one cattrs converter: requests out, responses in
+``_convert``           the one cattrs converter (requests out, responses in), compact JSON
 ``_media``             local files read, checked and encoded off the event loop
 ``_http``              pure: build calls, read answers, map Vidu's error reasons
 ``_transport``         the aiohttp session; the one place aiohttp errors are mapped
