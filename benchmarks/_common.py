@@ -195,12 +195,21 @@ def _serve_trivial(port: int) -> None:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for a server whose URL must be known
-    before it starts, such as a callback receiver)."""
+    before it starts, such as a callback receiver), chosen below Linux's ephemeral range (32768
+    and up), from which the benchmark's own outgoing connections take their local ports."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000 after 100 tries")
 
 
 def main(argv: list[str] | None = None) -> int:
