@@ -890,7 +890,7 @@ class SQLiteJournal:
             TypeError: ``task`` or ``request`` is not JSON-serializable (nothing is queued).
             ValueError: ``task`` or ``request`` holds a NaN or infinity (nothing is queued).
         """
-        paths = list(map(os.fspath, files))
+        paths = [os.fspath(f) for f in files]
         args = (
             key,
             -1 if index is None else index,
