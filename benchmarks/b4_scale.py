@@ -96,7 +96,10 @@ async def _fill(
     (the caller leaves it)."""
     batch = client.generate_many(_requests(count, start), max_in_flight=count)
     await batch.__aenter__()
-    watched = (lambda: sampler.watched) if sampler is not None else (lambda: len(client._poller.planner))
+
+    def watched() -> int:
+        return sampler.watched if sampler is not None else len(client._poller.planner)
+
     with anyio.move_on_after(timeout):
         while watched() < count:
             if sampler is not None:

@@ -17,7 +17,7 @@ class TestStatic:
     """mypy --strict and ruff hold for the package, the typing checks, the tests and the examples."""
 
     def test_mypy_strict(self) -> None:
-        """mypy (strict, from pyproject.toml) finds nothing in vidu_async and tests/typing/api.py."""
+        """mypy (strict, from pyproject.toml) finds nothing in vidu_async, tests/typing/api.py and benchmarks."""
         result = _run(sys.executable, "-m", "mypy")
         assert result.returncode == 0, result.stdout + result.stderr
 
