@@ -1,7 +1,7 @@
 """Shared helpers of the engine benchmarks (not a benchmark itself).
 
 What lives here: the request every benchmark sends, small statistics and formatting helpers, the
-process's resident memory, a free local port, and servers run in a child process (the emulator through
+process's resident memory, instruction counts under callgrind, a free local port, and servers run in a child process (the emulator through
 ``python -m vidu_async emulator``, and a trivial aiohttp handler, ``python benchmarks/_common.py
 trivial-server``), so that a client can be measured without the server's work in its own process.
 """
@@ -17,6 +17,7 @@ import os
 import re
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ __all__ = [
     "API_KEY",
     "REQUEST",
     "benchmark_parser",
+    "callgrind_instructions",
     "emulator_process",
     "free_port",
     "percentile",
@@ -101,6 +103,35 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def callgrind_instructions(argv: Sequence[str]) -> list[int] | None:
+    """Instructions each thread of ``python *argv`` ran under callgrind, the main thread first;
+    ``None`` when valgrind is not installed.
+
+    Instruction counts barely move between runs where timings on a shared machine move by a
+    quarter, so they are the steady figure beside a timed one. ``PYTHONHASHSEED`` is fixed so
+    that every run lays out its dicts alike.
+    """
+    if shutil.which("valgrind") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="vidu-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
+                sys.executable, *argv,
+            ],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+        counts: list[int] = []
+        # One file per thread: callgrind.out-01 (the main thread), -02...
+        for path in sorted(Path(tmp).glob("callgrind.out*")):
+            with path.open() as lines:
+                counts.extend(int(line.split()[1]) for line in lines if line.startswith("summary:"))
+    if not counts:
+        raise RuntimeError(f"callgrind wrote no totals for {' '.join(argv)}")
+    return counts
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, indent: str = "  ") -> None:

@@ -28,11 +28,7 @@ Run ``python benchmarks/b1_submit.py`` (2,000 creates per round; well under a mi
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +40,7 @@ from _common import (
     API_KEY,
     REQUEST,
     benchmark_parser,
+    callgrind_instructions,
     emulator_process,
     print_table,
     raw_body,
@@ -160,30 +157,25 @@ async def _run(args: argparse.Namespace, emulator_url: str, trivial_url: str) ->
 _INSTRUCTION_SIZES: Final = (100, 500)
 
 
-def _instructions(side: str, base_url: str) -> float:
-    """Client instructions per create of ``side`` ("raw" or "sdk"), from two callgrind runs."""
+def _instructions(side: str, base_url: str) -> float | None:
+    """Client instructions per create of ``side`` ("raw" or "sdk"), from two callgrind runs;
+    ``None`` without valgrind."""
     counts = []
     for creates in _INSTRUCTION_SIZES:
-        result = subprocess.run(
-            [
-                "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                sys.executable, __file__, "--side", side, "--url", base_url, "--creates", str(creates),
-            ],
-            capture_output=True, text=True, check=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
-        )  # fmt: skip
-        match = re.search(r"Collected : (\d+)", result.stderr)
-        if match is None:
-            raise RuntimeError(f"callgrind printed no total: {result.stderr[-500:]}")
-        counts.append(int(match.group(1)))
+        threads = callgrind_instructions(
+            [__file__, "--side", side, "--url", base_url, "--creates", str(creates)]
+        )
+        if threads is None:
+            return None
+        counts.append(sum(threads))
     return (counts[1] - counts[0]) / (_INSTRUCTION_SIZES[1] - _INSTRUCTION_SIZES[0])
 
 
 def _print_instructions(trivial_url: str) -> None:
-    if shutil.which("valgrind") is None:
+    raw, sdk = _instructions("raw", trivial_url), _instructions("sdk", trivial_url)
+    if raw is None or sdk is None:
         print("instructions: valgrind is not installed; skipped")
         return
-    raw, sdk = _instructions("raw", trivial_url), _instructions("sdk", trivial_url)
     print("client instructions per create, each side alone under callgrind, against the trivial handler:")
     print(
         f"  raw aiohttp loop {raw / 1e3:,.0f}k, SDK client.submit {sdk / 1e3:,.0f}k: raw / SDK {raw / sdk:.2f}x"

@@ -12,6 +12,10 @@ emulator (in a child process, organization concurrency 100, 0.2 s per task), wit
 without one, in alternating order (without, with, with, without), each run a fresh journal file.
 The journaled wall time over the unjournaled one is the figure.
 
+With ``--instructions`` (needs ``valgrind``), the batched run also goes alone into a child
+process under callgrind, at two sizes, and the difference gives the instructions per item of the
+event loop and of the SQLite thread: a figure that stays put where timings move with the load.
+
 Run ``python benchmarks/b5_journal.py`` (100,000 items; about a minute and a half) or ``--quick``
 (a few seconds; the test suite smoke-runs it).
 """
@@ -24,10 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import anyio
-from _common import API_KEY, REQUEST, benchmark_parser, emulator_process, verdict
+from _common import API_KEY, REQUEST, benchmark_parser, callgrind_instructions, emulator_process, verdict
 
 import vidu_async as vidu
 from vidu_async._journal import SQLiteJournal
@@ -74,18 +78,32 @@ def _task(i: int) -> dict[str, Any]:
     }
 
 
+class _Inputs:
+    """What a caller has at hand for ``count`` items, built before any clock starts so that the
+    figures are the journal's work and not this benchmark's string formatting."""
+
+    def __init__(self, count: int) -> None:
+        self.requests = [_request(i) for i in range(count)]
+        self.tasks = [_task(i) for i in range(count)]
+        self.keys = [f"item-{i:08d}" for i in range(count)]
+        self.hashes = [f"{i:064x}" for i in range(count)]
+        self.fingerprints = [f"fp-{i:08d}" for i in range(count)]
+        self.files = [(f"videos/{key}.mp4",) for key in self.keys]
+
+
 async def _write(
-    path: Path, items: int, workers: int, *, max_batch: int, synchronous: Literal["NORMAL", "FULL"]
+    path: Path,
+    inputs: _Inputs,
+    items: int,
+    workers: int,
+    *,
+    max_batch: int,
+    synchronous: Literal["NORMAL", "FULL"],
 ) -> tuple[float, int]:
-    """Journal ``items`` items from ``workers`` concurrent workers; returns (seconds, commits)."""
-    # Everything the caller would have at hand is built before the clock starts, so that the
-    # figure is the journal's work and not this loop's string formatting.
-    requests = [_request(i) for i in range(items)]
-    tasks = [_task(i) for i in range(items)]
-    keys = [f"item-{i:08d}" for i in range(items)]
-    hashes = [f"{i:064x}" for i in range(items)]
-    fingerprints = [f"fp-{i:08d}" for i in range(items)]
-    files = [(f"videos/{key}.mp4",) for key in keys]
+    """Journal the first ``items`` of ``inputs`` from ``workers`` concurrent workers; returns
+    (seconds, commits)."""
+    requests, tasks, keys, files = inputs.requests, inputs.tasks, inputs.keys, inputs.files
+    hashes, fingerprints = inputs.hashes, inputs.fingerprints
     next_item = iter(range(items))
     started = time.perf_counter()
     async with SQLiteJournal(path, max_batch=max_batch, synchronous=synchronous) as journal:
@@ -159,18 +177,24 @@ async def _run(args: argparse.Namespace, directory: Path) -> None:
     )
     # The batched figure is the median of a few rounds (each a fresh journal), so that a burst of
     # load elsewhere on the machine during one round does not decide it; every round is printed.
+    inputs = _Inputs(max(args.items, args.unbatched_items))
     batched_runs: list[tuple[float, int]] = []
     for round_ in range(args.rounds):
         batched_path = directory / f"batched-{round_}.sqlite"
         batched_runs.append(
-            await _write(batched_path, args.items, args.workers, max_batch=4096, synchronous="NORMAL")
+            await _write(batched_path, inputs, args.items, args.workers, max_batch=4096, synchronous="NORMAL")
         )
     batched_s, batched_commits = sorted(batched_runs)[len(batched_runs) // 2]
     single_s, single_commits = await _write(
-        directory / "single.sqlite", args.unbatched_items, args.workers, max_batch=1, synchronous="NORMAL"
+        directory / "single.sqlite",
+        inputs,
+        args.unbatched_items,
+        args.workers,
+        max_batch=1,
+        synchronous="NORMAL",
     )
     full_s, full_commits = await _write(
-        directory / "full.sqlite", args.items, args.workers, max_batch=4096, synchronous="FULL"
+        directory / "full.sqlite", inputs, args.items, args.workers, max_batch=4096, synchronous="FULL"
     )
     batched_rate = args.items / batched_s
     single_rate = args.unbatched_items / single_s
@@ -204,6 +228,37 @@ async def _run(args: argparse.Namespace, directory: Path) -> None:
     await _batches(args, directory)
 
 
+#: Items of the two callgrind runs; their difference cancels start-up, inputs and the first commits.
+_INSTRUCTION_SIZES: Final = (2_000, 10_000)
+
+
+def _print_instructions(workers: int) -> None:
+    """Instructions per batched item, for the event loop and for the SQLite thread, under callgrind."""
+    runs = []
+    for items in _INSTRUCTION_SIZES:
+        threads = callgrind_instructions([__file__, "--journal-only", str(items), "--workers", str(workers)])
+        if threads is None:
+            print("instructions: valgrind is not installed; skipped")
+            return
+        runs.append((threads[0], sum(threads[1:])))
+    span = _INSTRUCTION_SIZES[1] - _INSTRUCTION_SIZES[0]
+    loop, sqlite = ((late - early) / span for early, late in zip(*runs, strict=True))
+    print("instructions per batched item under callgrind (steady where timings are not):")
+    print(
+        f"  {(loop + sqlite) / 1e3:,.0f}k: event loop {loop / 1e3:,.0f}k,"
+        f" SQLite thread {sqlite / 1e3:,.0f}k (the two take turns under the GIL)"
+    )
+
+
+async def _journal_only(items: int, workers: int) -> None:
+    """The child of ``--instructions``: the batched run alone, inputs built for the larger size."""
+    inputs = _Inputs(max(_INSTRUCTION_SIZES))
+    with tempfile.TemporaryDirectory(prefix="vidu-b5-") as tmp:
+        await _write(
+            Path(tmp) / "journal.sqlite", inputs, items, workers, max_batch=4096, synchronous="NORMAL"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (``argv``: its arguments, default ``sys.argv[1:]``) and print its figures;
     returns the exit status (0)."""
@@ -222,7 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir", type=Path, help="where to write the journals (default: a temporary directory)"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per batched item under callgrind (a couple of minutes)",
+    )
+    parser.add_argument("--journal-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.journal_only is not None:
+        anyio.run(_journal_only, args.journal_only, args.workers, backend="asyncio")
+        return 0
     # The unbatched run is the slow baseline; a smaller count gives the same items/s figure.
     args.items = args.items or (2_000 if args.quick else 100_000)
     args.unbatched_items = args.unbatched_items or (300 if args.quick else 10_000)
@@ -236,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="vidu-b5-") as tmp:
             anyio.run(_run, args, Path(tmp), backend="asyncio")
+    if args.instructions:
+        _print_instructions(args.workers)
     return 0
 
 
