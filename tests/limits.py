@@ -22,6 +22,9 @@ from vidu_async._rules import (
 )
 
 URL = "https://example.com/ref-{}.png"
+#: A model name no table knows: the SDK gives it the generic checks (the emulator only when told
+#: it offers the model; otherwise it answers ModelUnavailable, as Vidu does).
+UNKNOWN_MODEL = "viduq9-future"
 VIDEO_URL = "https://example.com/motion-{}.mp4"
 
 
@@ -245,10 +248,10 @@ def _generic_rows() -> Iterator[Limit]:
         "movement_amplitude",
         "FieldInvalid",
     )
-    yield Limit("unknown-model-generic", subject_body("viduq9-future", duration=99, resolution="4k"), True)
+    yield Limit("unknown-model-generic", subject_body(UNKNOWN_MODEL, duration=99, resolution="4k"), True)
     yield Limit(
         "unknown-model-prompt",
-        subject_body("viduq9-future", prompt="@Ming " + "x" * MAX_PROMPT_CHARS),
+        subject_body(UNKNOWN_MODEL, prompt="@Ming " + "x" * MAX_PROMPT_CHARS),
         False,
         "prompt",
         "FieldInvalid",

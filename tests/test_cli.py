@@ -434,6 +434,15 @@ class TestUsage:
             main([command, "--help"])
         assert undocumented_options(capsys.readouterr().out) == []
 
+    def test_emulator_options(self) -> None:
+        """`emulator`'s options reach its config; `--extra-model` repeats."""
+        argv = "emulator --key k --concurrency 3 --prefix vidu --extra-model a --extra-model b"
+        args = cli.build_parser().parse_args(argv.split())
+        config = cli._emulator_config(args)
+        assert (config.api_key, config.concurrency, config.path_prefix) == ("k", 3, "/vidu")
+        assert config.extra_models == ("a", "b")
+        assert cli._emulator_config(cli.build_parser().parse_args(["emulator"])).extra_models == ()
+
     def test_top_level_help(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`--help` lists every command with a summary and explains the exit statuses."""
         with pytest.raises(SystemExit) as caught:

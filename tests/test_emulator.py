@@ -17,10 +17,12 @@ import attrs
 import pytest
 from aiohttp import web
 from conftest import load_fixture
-from limits import LIMITS
+from limits import LIMITS, UNKNOWN_MODEL
 
+import vidu_async as vidu
 from vidu_async import _signing
 from vidu_async.emulator import CallbackConfig, Emulator, EmulatorConfig, FaultConfig
+from vidu_async.exceptions import BadRequestError
 
 TRACE = re.compile(r"^[0-9a-f]{32}$")
 JSON = {"Content-Type": "application/json"}
@@ -770,9 +772,13 @@ class TestEmulatorLimits:
     """The shared limits table: the emulator accepts and refuses exactly what the table says."""
 
     async def test_every_row(self) -> None:
-        """Every `ok` row answers 200; every other row 400 with its reason, naming its field."""
+        """Every `ok` row answers 200; every other row 400 with its reason, naming its field.
+
+        The table's unknown model is one this emulator is told it offers (``extra_models``): the
+        SDK lets unknown names through, and the table checks the generic rules they then get.
+        """
         wrong: list[str] = []
-        async with running() as (emu, session):
+        async with running(extra_models=[UNKNOWN_MODEL]) as (emu, session):
             for row in LIMITS:
                 data = io.BytesIO(json.dumps(row.body).encode())
                 async with session.post(
@@ -791,6 +797,50 @@ class TestEmulatorLimits:
                     )
         assert wrong == []
         assert len(LIMITS) > 50
+
+
+class TestEmulatorModels:
+    """A model the service does not offer is refused, as Vidu refuses it; the SDK lets it through."""
+
+    async def test_unknown_model_unavailable(self) -> None:
+        """An unknown name answers 400 ModelUnavailable with the documented message; no task is made."""
+        async with running() as (emu, session):
+            async with session.post(
+                f"{emu.base_url}/ent/v2/reference2video", json=body(model=UNKNOWN_MODEL), headers=JSON
+            ) as response:
+                status, data = response.status, await response.json()
+            assert status == 400
+            assert (data["reason"], data["message"]) == ("ModelUnavailable", "model unavailable")
+            assert emu.stats.tasks_by_payload == {}
+
+    async def test_body_problems_first(self) -> None:
+        """A body that fails the generic checks names its field, whatever the model."""
+        async with running() as (emu, session):
+            async with session.post(
+                f"{emu.base_url}/ent/v2/reference2video",
+                json=body(model=UNKNOWN_MODEL, seed=-1),
+                headers=JSON,
+            ) as response:
+                status, data = response.status, await response.json()
+            assert (status, data["reason"]) == (400, "FieldInvalid")
+            assert "seed" in data["message"]
+
+    async def test_extra_models_accepted(self) -> None:
+        """A name in ``extra_models`` is accepted and echoed."""
+        async with running(extra_models=[UNKNOWN_MODEL]) as (emu, session):
+            echo = await create(emu, session, model=UNKNOWN_MODEL)
+            assert echo["model"] == UNKNOWN_MODEL
+
+    async def test_client_error(self) -> None:
+        """Through the SDK the refusal is a BadRequestError naming the reason, not retried."""
+        async with running() as (emu, _), vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client:
+            request = vidu.Reference2Video(
+                model=UNKNOWN_MODEL, images=["https://example.com/a.png"], prompt="x"
+            )
+            with pytest.raises(BadRequestError) as info:
+                await client.submit(request)
+            assert info.value.reason == "ModelUnavailable"
+            assert emu.stats.requests.get("create", 0) == 1
 
 
 class TestPublicSurface:

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import anyio
 
@@ -38,6 +38,9 @@ from .exceptions import (
     ViduError,
     WaitTimeoutError,
 )
+
+if TYPE_CHECKING:  # the emulator is imported only by the commands that start one
+    from .emulator import EmulatorConfig
 
 __all__ = ["main"]
 
@@ -211,16 +214,23 @@ async def _cmd_credits(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
-    from .emulator import Emulator, EmulatorConfig
+def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
+    """The ``emulator`` command's options as an :class:`EmulatorConfig`."""
+    from .emulator import EmulatorConfig
 
-    config = EmulatorConfig(
+    return EmulatorConfig(
         api_key=args.key,
         concurrency=args.concurrency,
         processing_time=args.processing_time,
         path_prefix=args.prefix,
+        extra_models=args.extra_model,
     )
-    async with Emulator(config, host=args.host, port=args.port) as emu:
+
+
+async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from .emulator import Emulator
+
+    async with Emulator(_emulator_config(args), host=args.host, port=args.port) as emu:
         print(f"Vidu emulator listening on {emu.base_url}", file=out)
         print(f"  export VIDU_BASE_URL={emu.base_url} VIDU_API_KEY={emu.api_key}", file=out)
         print("  (Ctrl-C stops it)", file=out, flush=True)
@@ -452,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--processing-time", type=_positive_float, default=5.0, help="seconds per task (default: 5.0)"
     )
     p.add_argument("--prefix", default="", help="path prefix, e.g. /vidu, as reseller gateways use")
+    p.add_argument(
+        "--extra-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this model name, with generic checks (repeatable; others outside the table are refused)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

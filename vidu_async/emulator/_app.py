@@ -630,6 +630,9 @@ async def _create(request: web.Request) -> web.StreamResponse:
         parsed = request_from_json(body)
     except RequestValidationError as exc:
         return validation_error(list(exc.problems))
+    # After the body's own checks: an unknown name gets the SDK's generic ones first, like a known one.
+    if parsed.model not in _rules.MODEL_RULES and parsed.model not in runtime.config.extra_models:
+        return _error(400, "ModelUnavailable", "model unavailable")
     if _unreachable_image(parsed) is not None:
         return _error(400, "ImageDownloadFailure", "image download failure")
     key = request[_KEY]

@@ -195,6 +195,10 @@ class EmulatorConfig:
         query_includes_id: Whether ``GET …/creations`` carries ``id`` (the official example has none).
         credit_insufficient_status: 400 (the error table, int ``code``) or 402 (an observed body with
             string ``code``).
+        extra_models: Model names accepted beyond the documented table, with the generic checks
+            only (and charged as 5 s at 720p). Any other unknown name answers 400
+            ``ModelUnavailable``, as Vidu does for a model it does not offer; the SDK itself lets
+            unknown names through, so that a model added to the service works on day one.
         faults: Fault injection.
         callbacks: Callback delivery.
     """
@@ -212,6 +216,7 @@ class EmulatorConfig:
     auth_schemes: tuple[str, ...] = ("Token", "Bearer")
     query_includes_id: bool = True
     credit_insufficient_status: int = attrs.field(default=400)
+    extra_models: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     faults: FaultConfig = DEFAULT_FAULTS
     callbacks: CallbackConfig = DEFAULT_CALLBACKS
 
