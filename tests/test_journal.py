@@ -264,6 +264,40 @@ class TestRoundTrip:
         assert entry is not None
         assert (entry.state, entry.finished, entry.credits) == ("success", True, 20)
 
+    async def test_forget_unfinished_tasks(self, tmp_path: Path) -> None:
+        """Unfinished items lose their task id (back to an intent); finished and intent-only ones stay."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            for key in ("done", "running", "submitted", "intent-only"):
+                await intent(journal, key)
+            journal.record_submitted("done", "task-done", 20)
+            journal.record_result("done", state="success", task=TASK, files=["videos/task-done-c.mp4"])
+            journal.record_submitted("running", "task-running", 20)
+            journal.record_state("running", "processing")
+            journal.record_submitted("submitted", "task-submitted")
+            forgotten = await journal.forget_unfinished_tasks()
+            entries = await journal.entries()
+            assert await journal.forget_unfinished_tasks() == []  # nothing left to forget
+        assert sorted(forgotten) == ["task-running", "task-submitted"]
+        for key in ("running", "submitted", "intent-only"):
+            entry = entries[key]
+            assert (entry.task_id, entry.state, entry.credits, entry.finished) == (
+                None,
+                "intent",
+                None,
+                False,
+            )
+            assert (entry.fingerprint, entry.attempts) == (
+                "fp-" + key,
+                1,
+            )  # reconciled by it, then resubmitted
+        done = entries["done"]
+        assert (done.task_id, done.state, done.finished, done.files) == (
+            "task-done",
+            "success",
+            True,
+            ("videos/task-done-c.mp4",),
+        )
+
     async def test_unknown_key(self, tmp_path: Path) -> None:
         """get() of a key never journaled is None; a task id for it is counted and ignored."""
         async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
@@ -549,6 +583,8 @@ class TestRefusals:
             journal.record_submitted("a", "task-1")
         with pytest.raises(JournalError, match="closed"):
             await intent(journal, "b")
+        with pytest.raises(JournalError, match="closed"):
+            await journal.forget_unfinished_tasks()
         with pytest.raises(RuntimeError, match="only once"):
             async with journal:
                 pass

@@ -356,6 +356,52 @@ class TestInterrupted:
         assert len({task.payload for task in tasks}) == count
 
 
+class TestEmulatorRerun:
+    """With --emulator the tasks end with the process: a re-run keeps what finished, redoes the rest."""
+
+    def test_unfinished_items_start_again(self, tmp_path: Path) -> None:
+        """Items left unfinished get new tasks in the new emulator (not TaskNotFound); stale files go."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(i)) for i in range(3)])
+        out = tmp_path / "out"
+        journal = out / "journal.sqlite"
+        status, _, err = run_here(
+            "run", str(jobs), "--out", str(out), "--emulator", "--emulator-processing-time", "60",
+            "--timeout", "0.5", "--plain",
+        )  # fmt: skip
+        assert status == 1, err  # every task outlived its deadline and was left running
+        old_ids = {task_id for _, task_id in journal_rows(journal).values()}
+        assert len(old_ids) == 3
+        assert None not in old_ids
+        stale = out / "videos" / f"{sorted(old_ids, key=str)[0]}-1.mp4.part"  # as a killed download leaves it
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_bytes(b"\0" * 100)
+
+        status, printed, err = run_here(
+            "run", str(jobs), "--out", str(out), "--emulator", "--emulator-processing-time", "0.05", "--plain"
+        )
+
+        assert status == 0, printed + err
+        assert "note: 3 unfinished item(s) of an earlier --emulator run start again" in printed
+        rows = results(out)
+        assert [row["ok"] for row in rows] == [True] * 3
+        assert not {row["task_id"] for row in rows} & old_ids
+        assert not stale.exists()
+        assert sorted(path.suffix for path in (out / "videos").iterdir()) == [".mp4"] * 3
+
+    def test_refused_for_the_service(self, tmp_path: Path) -> None:
+        """A journal of --emulator runs is refused for a run against a server, naming the difference."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])
+        out = tmp_path / "out"
+        status, _, err = run_here("run", str(jobs), "--out", str(out), "--emulator", "--plain")
+        assert status == 0, err
+        status, printed, err = run_here(
+            "run", str(jobs), "--out", str(out), "--base-url", "http://127.0.0.1:9", "--api-key", KEY
+        )
+        assert status == 2
+        assert "(embedded emulator)" in one_error_line(err)
+        assert printed == ""
+
+
 class TestJournalRefused:
     """A journal the run cannot use is refused with one line, exit status 2, and left as it was."""
 

@@ -139,6 +139,13 @@ WHERE key = ?4
 
 _SQL_STATE: Final = "UPDATE items SET state = ?1, updated_at = ?2 WHERE key = ?3 AND finished = 0"
 
+# Back to "intent" (the POST may or may not have been sent): see SQLiteJournal.forget_unfinished_tasks.
+_SQL_FORGOTTEN: Final = "SELECT task_id FROM items WHERE finished = 0 AND task_id IS NOT NULL"
+_SQL_FORGET: Final = """
+UPDATE items SET task_id = NULL, state = 'intent', credits = NULL, updated_at = ?1
+WHERE finished = 0 AND (task_id IS NOT NULL OR state != 'intent')
+"""
+
 # A result normally finishes an existing row: a plain UPDATE (an upsert's failed insert first
 # costs about as much again).
 _SQL_RESULT_UPDATE: Final = """
@@ -904,6 +911,42 @@ class SQLiteJournal:
             _dumps_strings(paths) if paths else _EMPTY_ARRAY,
         )
         self._enqueue((_RESULT, args, None))
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    async def forget_unfinished_tasks(self) -> list[str]:
+        """Clear the task id of every unfinished item; returns the task ids cleared.
+
+        For a re-run against a server that no longer has the earlier run's tasks, such as an
+        emulator that lived in the earlier run's process: each such item is left with an intent
+        and no task id, which the engine reconciles by its fingerprint (finding nothing there) and
+        then submits again. Finished items keep their results. Never call it for the real service,
+        whose tasks outlive any run: they would be submitted, and billed, a second time.
+
+        Raises:
+            JournalError: The journal is not open, or writing failed.
+        """
+        await self.flush()
+        self._check_usable()
+
+        def forget() -> list[str]:
+            conn = self._conn
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(_SQL_FORGOTTEN).fetchall()
+                conn.execute(_SQL_FORGET, (time.time(),))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return [task_id for (task_id,) in rows]
+
+        try:
+            return await anyio.to_thread.run_sync(forget, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise JournalError(f"writing to the journal failed: {exc}", path=str(self.path)) from exc
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class Display(Protocol):
     def stop(self) -> None: ...
     def result(self, line: str, *, ok: bool) -> None: ...
     def problem(self, line: str) -> None: ...
+    def note(self, line: str) -> None: ...
     def summary(self, rows: list[tuple[str, str]]) -> None: ...
 
 
@@ -142,6 +143,9 @@ class PlainDisplay:
 
     def problem(self, line: str) -> None:
         print(f"{self._prefix()} FAIL {line}", file=self._out, flush=True)
+
+    def note(self, line: str) -> None:
+        print(f"note: {line}", file=self._out, flush=True)
 
     def summary(self, rows: list[tuple[str, str]]) -> None:
         width = max(len(name) for name, _ in rows)
@@ -195,6 +199,9 @@ class RichDisplay:
 
     def problem(self, line: str) -> None:
         self._console.print(f"[red]FAIL[/] {line}", highlight=False)
+
+    def note(self, line: str) -> None:
+        self._console.print(f"[yellow]note[/] {line}", highlight=False)
 
     def summary(self, rows: list[tuple[str, str]]) -> None:
         from rich.table import Table

@@ -12,6 +12,8 @@ journal say, leaves the previous file alone), videos to ``OUT/videos/``, the jou
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import itertools
 import json
 import os
@@ -26,6 +28,8 @@ import attrs
 from . import _convert
 from ._batch import BatchResult, request_key
 from ._client import ViduClient
+from ._download import safe_name
+from ._journal import SQLiteJournal
 from ._models import Reference2Video
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError
@@ -49,6 +53,15 @@ class RunOptions:
     timeout: float | None = None
     download: bool = True
     max_credits: int | None = None
+    #: The client talks to an emulator in this process (``--emulator``): its tasks end with it.
+    embedded_emulator: bool = False
+
+    @property
+    def input_id(self) -> str:
+        """What the journal is tied to: the job file, and whether its tasks live in an embedded
+        emulator (so that a journal of one kind of run is refused by the other)."""
+        path = str(self.jobs.resolve())
+        return f"{path} (embedded emulator)" if self.embedded_emulator else path
 
     @property
     def journal_path(self) -> Path:
@@ -216,6 +229,14 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
     Returns:
         The outcome; :attr:`RunOutcome.all_succeeded` decides the exit status.
     """
+    # Before anything is opened: a journal of another input is refused here with nothing to undo.
+    if options.embedded_emulator:
+        restarted = await _forget_emulator_tasks(options)
+        if restarted:
+            display.note(
+                f"{restarted} unfinished item(s) of an earlier --emulator run start again:"
+                " that run's emulator, and its tasks, ended with it"
+            )
     tally.total = await anyio.to_thread.run_sync(_count_inputs, options.jobs)
     outcome = RunOutcome(total=tally.total)
     results = _ResultsFile(options.results_path)
@@ -272,7 +293,7 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
         timeout=options.timeout,
         max_credits=options.max_credits,
         journal=options.journal_path,
-        input_id=str(options.jobs.resolve()),
+        input_id=options.input_id,
         download_to=options.videos if options.download else None,
     )
     tally.charged = lambda: batch.credits
@@ -322,6 +343,30 @@ KEY_FROM_ENVIRONMENT: Final = '"$VIDU_API_KEY"'
 def _names_api_key(option: str) -> bool:
     # argparse accepts any unambiguous prefix of an option ("--api-k").
     return len(option) > len("--a") and "--api-key".startswith(option)
+
+
+async def _forget_emulator_tasks(options: RunOptions) -> int:
+    """Before an ``--emulator`` re-run: clear the journal's task ids of unfinished items, which
+    named tasks of an emulator that ended with the earlier run, and delete any of their files a
+    download left (the items get new tasks, and new files). Returns how many were cleared."""
+    if not await anyio.Path(options.journal_path).exists():
+        return 0
+    async with SQLiteJournal(options.journal_path) as journal:
+        await journal.open_input(options.input_id)  # a journal of another input is refused here
+        forgotten = await journal.forget_unfinished_tasks()
+    if forgotten:
+        await anyio.to_thread.run_sync(_remove_task_files, options.videos, forgotten)
+    return len(forgotten)
+
+
+def _remove_task_files(videos: Path, task_ids: list[str]) -> None:
+    """Delete the files named for each task id (videos, covers, partial downloads) in ``videos``."""
+    if not videos.is_dir():
+        return
+    for task_id in task_ids:
+        for path in videos.glob(glob.escape(safe_name(task_id)) + "-*"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def resume_command(argv: Sequence[str]) -> str:

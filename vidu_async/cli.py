@@ -253,6 +253,7 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         timeout=args.timeout,
         download=not args.no_download,
         max_credits=args.max_credits,
+        embedded_emulator=args.emulator,
     )
     tally = Tally()
     display = make_display(tally, out, sys.stderr, plain=args.plain or args.json)
@@ -285,7 +286,16 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     display.summary(summary_rows(options, tally, outcome, elapsed))
     if interrupted or outcome.interrupted:
-        print("interrupted: nothing in flight is lost; the journal has every task. Resume with:", file=out)
+        if options.embedded_emulator:
+            # Its tasks end with this process: a re-run keeps what finished and starts the rest again.
+            print(
+                "interrupted: the journal keeps every finished item; the rest start again. Resume with:",
+                file=out,
+            )
+        else:
+            print(
+                "interrupted: nothing in flight is lost; the journal has every task. Resume with:", file=out
+            )
         print(f"  {resume_command(args.argv)}", file=out, flush=True)
         if resume_needs_key(args.argv):
             print("  (with VIDU_API_KEY set to the key this run was given)", file=out, flush=True)
