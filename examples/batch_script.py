@@ -8,7 +8,9 @@ account allows and hands back each ``BatchResult`` as its task finishes (videos 
 
 **Re-running resumes.** Every item is journaled in ``OUT/journal.sqlite`` before its create is sent:
 after a crash or Ctrl-C, run the same command again and finished items are reported from the
-journal, running tasks are picked up where they are, and nothing is paid for twice.
+journal, running tasks are picked up where they are, and nothing is paid for twice. (The local
+emulator's tasks end with the script, so on it a re-run keeps what finished and starts the rest
+again.)
 
 Run it (with ``VIDU_API_KEY`` set this calls Vidu and spends credits; without it, or with
 ``--emulator``, a local emulator of the service answers)::
@@ -43,15 +45,29 @@ Job = vidu.Reference2Video | tuple[str, vidu.Reference2Video]
 
 
 @asynccontextmanager
-async def connect(*, emulator: bool = False) -> AsyncIterator[vidu.ViduClient]:
-    """A client for Vidu when ``VIDU_API_KEY`` is set, else (or when asked) for a local emulator."""
+async def connect(*, emulator: bool = False) -> AsyncIterator[tuple[vidu.ViduClient, bool]]:
+    """A client for Vidu when ``VIDU_API_KEY`` is set, else (or when asked) for a local emulator;
+    and whether it is the emulator."""
     if os.environ.get("VIDU_API_KEY") and not emulator:
         async with vidu.ViduClient() as client:
-            yield client
+            yield client, False
         return
     async with Emulator(EMULATOR) as emu, vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client:
         print(f"(using the local emulator at {emu.base_url}; set VIDU_API_KEY to call Vidu)")
-        yield client
+        yield client, True
+
+
+async def restart_unfinished(journal: Path, input_id: str) -> None:
+    """Before a run on the emulator: an earlier run's emulator ended with it, and so did its tasks,
+    so the journal forgets the task ids of unfinished items and the batch submits them again.
+    Never do this against Vidu, whose tasks outlive the script: they would be paid for twice."""
+    if not await anyio.Path(journal).exists():
+        return
+    async with vidu.SQLiteJournal(journal) as store:
+        await store.open_input(input_id)
+        forgotten = await store.forget_unfinished_tasks()
+    if forgotten:
+        print(f"({len(forgotten)} unfinished item(s) of an earlier run on the emulator start again)")
 
 
 def _media(value: object, folder: Path) -> object:
@@ -130,21 +146,26 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
     rejected: list[str] = []
     results: list[vidu.BatchResult] = []
-    async with (
-        connect(emulator=args.emulator) as client,
-        aclosing(read_jobs(args.jobs, rejected)) as jobs,
-        client.generate_many(
-            jobs,
-            max_in_flight=args.max_in_flight,
-            timeout=args.timeout,
-            journal=args.out / "journal.sqlite",
-            input_id=str(args.jobs.resolve()),  # this journal refuses to resume another file
-            download_to=args.out / "videos",
-        ) as batch,
-    ):
-        async for result in batch:
-            results.append(result)
-            show(len(results), result)
+    journal = args.out / "journal.sqlite"
+    async with connect(emulator=args.emulator) as (client, on_emulator):
+        # The journal refuses to resume another file, and a run on Vidu refuses an emulator's journal.
+        input_id = str(args.jobs.resolve()) + (" (emulator)" if on_emulator else "")
+        if on_emulator:
+            await restart_unfinished(journal, input_id)
+        async with (
+            aclosing(read_jobs(args.jobs, rejected)) as jobs,
+            client.generate_many(
+                jobs,
+                max_in_flight=args.max_in_flight,
+                timeout=args.timeout,
+                journal=journal,
+                input_id=input_id,
+                download_to=args.out / "videos",
+            ) as batch,
+        ):
+            async for result in batch:
+                results.append(result)
+                show(len(results), result)
 
     succeeded = sum(result.ok for result in results)
     resumed = sum(result.resumed for result in results)

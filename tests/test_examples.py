@@ -48,7 +48,7 @@ def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def fast(module: ModuleType, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> ModuleType:
     """The example with its emulator sped up (same concurrency unless changed)."""
     config: EmulatorConfig = module.EMULATOR
-    monkeypatch.setattr(module, "EMULATOR", attrs.evolve(config, processing_time=0.05, **changes))
+    monkeypatch.setattr(module, "EMULATOR", attrs.evolve(config, **{"processing_time": 0.05, **changes}))
     return module
 
 
@@ -140,6 +140,30 @@ class TestBatchScript:
         again = capsys.readouterr().out
         assert again.count("(from the journal)") == count
         assert f"({count} from an earlier run); 0 credits charged by this run's tasks" in again
+
+    async def test_unfinished_start_again_on_the_emulator(
+        self,
+        tmp_path: Path,
+        no_key: None,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Tasks left running when the script ended (and its emulator with it) are submitted again."""
+        example = load("batch_script")
+        good = {"model": "viduq2", "images": ["https://example.com/a.png"], "prompt": "A cat.", "duration": 4}
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_text("\n".join(json.dumps({"key": f"job-{i}", **good}) for i in range(3)) + "\n")
+        out = tmp_path / "out"
+        fast(example, monkeypatch, processing_time=60.0)
+        assert await example.main([str(jobs), "--out", str(out), "--timeout", "0.5"]) == 1
+        assert "3 failed" in capsys.readouterr().out
+
+        fast(example, monkeypatch)
+        assert await example.main([str(jobs), "--out", str(out)]) == 0
+        again = capsys.readouterr().out
+        assert "(3 unfinished item(s) of an earlier run on the emulator start again)" in again
+        assert "3 succeeded, 0 failed, 0 lines skipped (0 from an earlier run)" in again
+        assert len(mp4s(out / "videos")) == 3
 
     async def test_bad_lines_skipped(
         self,
