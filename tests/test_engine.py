@@ -779,6 +779,28 @@ class TestBatch:
         assert batch.credits == 2 * cost
         assert emu.stats.tasks_created == 3
 
+    async def test_max_credits_holds_with_many_in_flight(self) -> None:
+        """With ten creates allowed at once the batch still stops at the budget: the first create
+        finds the price, and no create is sent that the budget could not pay for."""
+        async with running(concurrency=20) as (emu, client):
+            cost = (await client.generate(request(99))).credits
+            assert cost
+            budget = 3 * cost + cost // 2
+            with anyio.fail_after(15):
+                async with client.generate_many(
+                    [request(i) for i in range(20)], max_in_flight=10, max_credits=budget
+                ) as batch:
+                    results = sorted(await collect(batch), key=lambda r: r.index)
+        assert sum(r.ok for r in results) == 3
+        assert batch.credits == 3 * cost <= budget
+        assert emu.stats.tasks_created == 4  # the probe above and three
+        refused = [r.error for r in results if not r.ok]
+        assert all(isinstance(e, BudgetExceededError) for e in refused)
+        assert str(refused[0]) == (
+            f"not submitted: the batch has charged {3 * cost} credits of its {budget} budget,"
+            f" and a task may cost {cost}"
+        )
+
     async def test_timeout_reported(self) -> None:
         """Items not finished by the batch ``timeout`` end with WaitTimeoutError naming their task."""
         async with running(created_time=5.0) as (_, client):

@@ -138,6 +138,9 @@ class _Item:
     done: bool = False
     invalid: ViduError | None = None
     charged: int = 0
+    #: Credits held for this item's create while it is unanswered (``max_credits`` only).
+    reserved: int = 0
+    pricing: bool = False
     listener: Listener | None = None
     fingerprint: str | None = None
     entry: JournalEntry | None = None
@@ -198,6 +201,13 @@ class Batch:
         self.limit = 0
         #: Credits charged by the batch's tasks so far (failed tasks are refunded).
         self.credits = 0
+        # The max_credits budget (see _reserve_budget): the dearest create answered so far, whether
+        # any has answered, credits held for creates in flight, and how many those are.
+        self._price = 0
+        self._priced = False
+        self._reserved = 0
+        self._pricing = 0
+        self._budget_moved = anyio.Event()
         #: Items read from the input so far.
         self.read = 0
         #: Items whose stored result was yielded, re-attached, or reconciled from an earlier run.
@@ -369,12 +379,55 @@ class Batch:
                     self._finish(item, error=item.invalid)
                 elif entry is not None and self._resume(item, entry):
                     self.resumed += 1
-                elif self._max_credits is not None and self.credits >= self._max_credits:
-                    self._finish(item, error=BudgetExceededError(self._max_credits, self.credits))
+                elif self._max_credits is not None and not await self._reserve_budget(item):
+                    self._finish(
+                        item, error=BudgetExceededError(self._max_credits, self.credits, self._price)
+                    )
                 else:
                     await submit.send(item)
         self._feeding = False
         self._maybe_close()
+
+    async def _reserve_budget(self, item: _Item) -> bool:
+        """Whether ``item``'s create fits in ``max_credits``; waits while creates in flight decide it.
+
+        A create is sent only if the credits charged so far, those held for creates not answered
+        yet, and the price of the dearest task this batch has been charged for stay within the
+        budget; until a create has answered with its price, one is sent at a time. So a batch
+        overspends by at most what one task costs beyond the dearest before it, however many are
+        in flight, where stopping only once the budget was charged overspent by the whole flight.
+        When creates answer without a price, only the credits charged so far are checked.
+        """
+        assert self._max_credits is not None
+        budget = self._max_credits
+        while True:
+            if self._priced and self._price:
+                fits = self.credits + self._reserved + self._price <= budget
+            else:
+                fits = self.credits < budget and (self._priced or not self._pricing)
+            if fits:
+                break
+            if not self._pricing:
+                return False  # nothing in flight can change the answer
+            await self._budget_moved.wait()
+            self._budget_moved = anyio.Event()
+        item.pricing, item.reserved = True, self._price
+        self._pricing += 1
+        self._reserved += item.reserved
+        return True
+
+    def _settle_budget(self, item: _Item) -> None:
+        """``item``'s create answered (or failed): its held credits go, its price is learned."""
+        if not item.pricing:
+            return
+        item.pricing = False
+        self._pricing -= 1
+        self._reserved -= item.reserved
+        item.reserved = 0
+        if item.task is not None:
+            self._priced = True
+            self._price = max(self._price, item.charged)
+        self._budget_moved.set()
 
     def _resume(self, item: _Item, entry: JournalEntry) -> bool:
         """Pick up an item an earlier run journaled; False when it must be submitted as new."""
@@ -415,6 +468,12 @@ class Batch:
         item.deadline = item.started + timeout if timeout is not None else math.inf
 
     async def _submit(self, item: _Item) -> None:
+        try:
+            await self._create(item)
+        finally:
+            self._settle_budget(item)
+
+    async def _create(self, item: _Item) -> None:
         assert item.request is not None
         client = self._client
         self._start_clock(item)

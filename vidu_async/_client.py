@@ -855,8 +855,11 @@ class ViduClient:
             fail_fast: Stop everything at the first failure.
             timeout: Seconds each item may take from submission to finish (default: ``PollPolicy.timeout``,
                 48 h for off-peak requests).
-            max_credits: Stop submitting once the batch has charged this many credits; the items not
-                submitted are reported with :class:`BudgetExceededError`.
+            max_credits: A credit budget: a create is sent only while the credits charged so far,
+                those of creates in flight and the price of the dearest task the batch has paid for
+                stay within it (the first create finds the price on its own). The batch then
+                overspends by at most what one task costs beyond the dearest before it. The items
+                not submitted are reported with :class:`BudgetExceededError`.
             journal: A :class:`Journal`, or the path of a SQLite journal (default: the client's
                 ``journal``). A re-run of the same input with the same journal skips finished items,
                 re-attaches to running ones and bills nothing twice.

@@ -406,7 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a task after this long"
     )
     p.add_argument("--no-download", action="store_true", help="do not download the videos")
-    p.add_argument("--max-credits", type=_positive_int, metavar="N", help="stop submitting after N credits")
+    p.add_argument(
+        "--max-credits",
+        type=_positive_int,
+        metavar="N",
+        help="a credit budget: submit only what N credits can still pay for",
+    )
     p.add_argument("--plain", action="store_true", help="a line per event even on a terminal")
 
     p = sub.add_parser(

@@ -24,7 +24,7 @@
     ├── TaskFailedError                       a task ended in state ``failed``
     ├── WaitTimeoutError (TimeoutError)       a task was not finished by the caller's deadline
     ├── SubmitOutcomeUnknownError             a create may or may not have been billed
-    ├── BudgetExceededError                   a batch item not submitted: ``max_credits`` was spent
+    ├── BudgetExceededError                   a batch item not submitted: ``max_credits`` would be passed
     ├── DownloadError                         a video could not be saved whole
     ├── CallbackVerificationError             a callback failed its signature checks
     └── JournalError                          a batch journal cannot be used (corrupt, locked, other input)
@@ -350,17 +350,23 @@ class SubmitOutcomeUnknownError(ViduError):
 
 
 class BudgetExceededError(ViduError):
-    """A batch item was not submitted because the batch's ``max_credits`` budget was spent.
+    """A batch item was not submitted because the batch's ``max_credits`` budget was spent, or its
+    task would have taken the batch past it.
 
     Attributes:
         budget: The batch's budget.
         spent: The credits charged when the item was reached.
+        price: The dearest task the batch had been charged for (0 when none was known).
     """
 
-    def __init__(self, budget: int, spent: int) -> None:
+    def __init__(self, budget: int, spent: int, price: int = 0) -> None:
         self.budget = budget
         self.spent = spent
-        super().__init__(f"not submitted: the batch has charged {spent} credits of its {budget} budget")
+        self.price = price
+        text = f"not submitted: the batch has charged {spent} credits of its {budget} budget"
+        if price and spent < budget:
+            text += f", and a task may cost {price}"
+        super().__init__(text)
 
 
 class DownloadError(ViduError):
