@@ -102,7 +102,7 @@ async def read_jobs(path: Path, rejected: list[str]) -> AsyncGenerator[Job, None
             if not raw.strip():
                 continue
             try:
-                body = json.loads(raw.decode("utf-8"))
+                body = json.loads(raw.decode("utf-8-sig"))  # a byte order mark is not part of it
                 if not isinstance(body, dict):
                     raise ValueError(f"expected a JSON object, got {type(body).__name__}")
                 key = body.pop("key", None)

@@ -3,6 +3,7 @@ and one real run in a subprocess."""
 
 from __future__ import annotations
 
+import codecs
 import functools
 import io
 import json
@@ -197,6 +198,14 @@ class TestSubmitBadInput:
         status, _, err = run("submit", str(path), "--emulator")
         assert status == 2
         assert "JSON object" in one_error_line(err)
+
+    def test_byte_order_mark(self, tmp_path: Path, no_env: None) -> None:
+        """A request file saved with a UTF-8 byte order mark (as some Windows editors do) is read."""
+        path = tmp_path / "bom.json"
+        path.write_bytes(codecs.BOM_UTF8 + EXAMPLE.read_bytes())
+        status, out, err = run("submit", str(path), "--emulator", "--emulator-processing-time", "0.05")
+        assert (status, err) == (0, "")
+        assert TASK_LINE.match(out.strip()), out
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that does not exist is named."""

@@ -8,6 +8,7 @@ what it billed) outlives the client; the other tests run the command in this pro
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import json
@@ -574,6 +575,55 @@ def bad_lines(rng: random.Random) -> list[tuple[bytes, str]]:
         (b'{"prompt": "\xff\xfe broken"}', "not UTF-8 text"),
     ]
     return raw + [(json.dumps(body).encode(), reason) for body, reason in bodies]
+
+
+class TestJobFileShapes:
+    """Job files as editors and shells make them."""
+
+    def test_byte_order_mark_and_crlf(self, tmp_path: Path) -> None:
+        """A UTF-8 byte order mark (Windows editors, files joined with cat) and CRLF line ends are read."""
+        first, second = json.dumps(job(1)).encode(), json.dumps(job(2)).encode()
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_bytes(codecs.BOM_UTF8 + first + b"\r\n" + codecs.BOM_UTF8 + second + b"\r\n")
+        out = tmp_path / "out"
+        status, _, err = run_here(
+            "run", str(jobs), "--out", str(out), "--emulator", "--emulator-processing-time", "0.05", "--plain"
+        )
+        assert status == 0, err
+        assert sorted((row["line"], row["ok"]) for row in results(out)) == [(1, True), (2, True)]
+
+    def test_bad_byte_after_a_byte_order_mark(self, tmp_path: Path) -> None:
+        """The byte a decoding error names counts the mark: it is the line's own byte number."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [codecs.BOM_UTF8 + b'{"a": "\xff"}'])
+        status, printed, _ = run_here(
+            "run", str(jobs), "--out", str(tmp_path / "out"), "--emulator", "--plain"
+        )
+        assert status == 1
+        assert "jobs.jsonl:1: not UTF-8 text (byte 11 of the line)" in printed
+
+    def test_out_is_a_file(self, tmp_path: Path) -> None:
+        """--out naming a file, or a folder under one, is refused in one line with exit status 2."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])
+        afile = tmp_path / "afile"
+        afile.write_text("keep me")
+        status, printed, err = run_here("run", str(jobs), "--out", str(afile), "--emulator")
+        assert (status, printed) == (2, "")
+        assert (
+            one_error_line(err)
+            == f"error: --out {afile} is a file; give a directory (it is created when missing)"
+        )
+        status, printed, err = run_here(
+            "run",
+            str(jobs),
+            "--out",
+            str(afile / "sub"),
+            "--journal",
+            str(tmp_path / "j.sqlite"),
+            "--emulator",
+        )
+        assert (status, printed) == (2, "")
+        assert one_error_line(err).startswith(f"error: cannot use {afile / 'sub'}: ")
+        assert afile.read_text() == "keep me"
 
 
 class TestBadLines:

@@ -12,6 +12,7 @@ journal say, leaves the previous file alone), videos to ``OUT/videos/``, the jou
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import glob
 import itertools
@@ -110,10 +111,13 @@ def _count_inputs(path: Path) -> int:
 def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> tuple[str, Reference2Video] | _BadLine:
     """One job line: ``(key, request)``, or what is wrong with it."""
     raw = raw.rstrip(b"\r\n")  # the line's end is not part of its JSON (nor of an error's column)
+    # A byte order mark is not part of the line either: some Windows editors start a file with
+    # one, and files joined with cat carry theirs along.
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw.decode("utf-8")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _BadLine(line, None, f"{name}:{line}: not UTF-8 text (byte {exc.start + 1} of the line)")
+        return _BadLine(line, None, f"{name}:{line}: not UTF-8 text (byte {bom + exc.start + 1} of the line)")
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -135,7 +135,8 @@ async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator
 def _read_request_file(path: str) -> dict[str, Any]:
     source = Path(path)
     try:
-        text = sys.stdin.read() if path == "-" else source.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark, as some Windows editors save one, is not part of the JSON.
+        text = sys.stdin.read() if path == "-" else source.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
@@ -245,6 +246,9 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     jobs = Path(args.jobs)
     if not await anyio.Path(jobs).is_file():
         raise CommandError(f"no such job file: {args.jobs}")
+    out_dir = anyio.Path(args.out)
+    if await out_dir.exists() and not await out_dir.is_dir():
+        raise CommandError(f"--out {args.out} is a file; give a directory (it is created when missing)")
     options = RunOptions(
         jobs=jobs,
         out=Path(args.out),
@@ -522,6 +526,8 @@ def _error_status(exc: BaseException) -> tuple[str, int]:
         return str(exc), EXIT_FAILED
     if isinstance(exc, ValueError):  # the SDK's answer to an argument it cannot use (a blank task id...)
         return str(exc), EXIT_USAGE
+    if isinstance(exc, OSError) and exc.filename is not None:  # a path given, or one under it
+        return f"cannot use {exc.filename}: {exc.strerror or exc}", EXIT_USAGE
     return f"{type(exc).__name__}: {exc}", EXIT_FAILED
 
 
