@@ -443,6 +443,15 @@ class TestUsage:
             main([command, "--help"])
         assert undocumented_options(capsys.readouterr().out) == []
 
+    @pytest.mark.parametrize("command", ["status 123", "tasks", "credits", f"submit {EXAMPLE}"])
+    def test_no_key(self, command: str, no_env: None) -> None:
+        """Without a key the command says how to give one, in the command line's own terms."""
+        status, out, err = run(*command.split())
+        assert (status, out) == (2, "")
+        assert one_error_line(err) == (
+            "error: no API key: set VIDU_API_KEY or pass --api-key (or add --emulator to try a local emulator)"
+        )
+
     def test_emulator_options(self) -> None:
         """`emulator`'s options reach its config; `--extra-model` repeats."""
         argv = "emulator --key k --concurrency 3 --prefix vidu --extra-model a --extra-model b"

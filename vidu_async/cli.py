@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -128,6 +129,10 @@ async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator
             )
             client = ViduClient(emu.api_key, base_url=emu.base_url, **options)
         else:
+            if args.api_key is None and not os.environ.get("VIDU_API_KEY", "").strip():
+                raise CommandError(
+                    "no API key: set VIDU_API_KEY or pass --api-key (or add --emulator to try a local emulator)"
+                )
             client = ViduClient(args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme, **options)
         yield await stack.enter_async_context(client)
 
