@@ -38,7 +38,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self
@@ -611,16 +611,15 @@ class SQLiteJournal:
         if version == 0:
             # Statement by statement rather than executescript(), which would commit on its own:
             # the schema, its version and the marker land in one transaction or not at all.
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('written_by', ?)", (f"vidu-async {__version__}",)
-            )
-            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
+            with _transaction(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('written_by', ?)", (f"vidu-async {__version__}",)
+                )
+                conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
@@ -702,8 +701,7 @@ class SQLiteJournal:
             return {}
         errors: dict[int, JournalError] = {}
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             unknown = 0
             groups = _group_by_kind(batch)
             if groups is None:
@@ -714,11 +712,6 @@ class SQLiteJournal:
             else:
                 for kind, members in groups.items():
                     unknown += self._apply_group(conn, kind, members, now, errors)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
         # Counters are touched only here, by one thread at a time, and read by the loop later.
         self.stats.commits += 1
         self.stats.operations += len(batch)
@@ -932,15 +925,9 @@ class SQLiteJournal:
         def forget() -> list[str]:
             conn = self._conn
             assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 rows = conn.execute(_SQL_FORGOTTEN).fetchall()
                 conn.execute(_SQL_FORGET, (time.time(),))
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
             return [task_id for (task_id,) in rows]
 
         try:
@@ -984,6 +971,19 @@ class SQLiteJournal:
             return await anyio.to_thread.run_sync(read, limiter=self._limiter)
         except sqlite3.Error as exc:
             raise JournalError(f"reading the journal failed: {exc}", path=str(self.path)) from exc
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT`` around the block; rolled back when the block raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
