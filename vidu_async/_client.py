@@ -81,9 +81,13 @@ def _resolve_base_url(base_url: str | None) -> str:
     return url
 
 
+def given_api_key(api_key: str | None) -> str:
+    """The key passed, else ``$VIDU_API_KEY``, stripped; "" when there is none."""
+    return (api_key if api_key is not None else os.environ.get("VIDU_API_KEY", "")).strip()
+
+
 def _resolve_key(api_key: str | None) -> str:
-    key = api_key if api_key is not None else os.environ.get("VIDU_API_KEY", "")
-    key = key.strip()
+    key = given_api_key(api_key)
     if not key:
         raise ConfigurationError(
             "no API key: pass ViduClient(api_key=...) or set the VIDU_API_KEY environment variable"

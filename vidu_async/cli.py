@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import traceback
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import anyio
 
 from . import _convert
-from ._client import ViduClient
+from ._client import ViduClient, given_api_key
 from ._models import Credits, Task, TaskState
 from ._version import __version__
 from .exceptions import (
@@ -129,7 +128,7 @@ async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator
             )
             client = ViduClient(emu.api_key, base_url=emu.base_url, **options)
         else:
-            if args.api_key is None and not os.environ.get("VIDU_API_KEY", "").strip():
+            if not given_api_key(args.api_key):
                 raise CommandError(
                     "no API key: set VIDU_API_KEY or pass --api-key (or add --emulator to try a local emulator)"
                 )
