@@ -9,6 +9,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -677,6 +678,36 @@ class TestBatch:
         assert all(r.ok for r in results)
         assert results[1].request is not None
         assert results[1].request.prompt == "@Ming cooks hot pot number 1."
+
+    async def test_duplicate_key_refused_with_a_journal(self, tmp_path: Path) -> None:
+        """With a journal a key names one item: a later item with the same key fails, unsent,
+        naming the first; a re-run yields the first's stored result and refuses the other again."""
+        journal = tmp_path / "journal.sqlite"
+        items = [("same", request(0)), ("same", request(1)), ("other", request(2))]
+        for run in range(2):
+            async with running() as (emu, client):
+                with anyio.fail_after(10):
+                    async with client.generate_many(items, journal=journal) as batch:
+                        results = sorted(await collect(batch), key=lambda r: r.index)
+            assert [r.ok for r in results] == [True, False, True]
+            assert results[0].resumed == (run == 1)
+            error = results[1].error
+            assert isinstance(error, RequestValidationError)
+            assert error.fields == ("key",)
+            assert "'same' is the key of item 0" in str(error)
+            assert emu.stats.tasks_created == (2 if run == 0 else 0)
+        async with vidu.SQLiteJournal(journal) as store:
+            entries = await store.entries()
+        assert sorted(entries) == ["other", "same"]
+        assert entries["same"].request["prompt"] == "@Ming cooks hot pot number 0."
+
+    async def test_duplicate_keys_without_a_journal(self) -> None:
+        """Without a journal nothing is stored by key: both items run, each result by its index."""
+        async with running() as (_, client):
+            with anyio.fail_after(10):
+                async with client.generate_many([("same", request(0)), ("same", request(1))]) as batch:
+                    results = await collect(batch)
+        assert sorted((r.index, r.key, r.ok) for r in results) == [(0, "same", True), (1, "same", True)]
 
     async def test_input_is_read_lazily(self) -> None:
         """An endless input is read only as slots free up: a million lines never sit in memory."""

@@ -186,6 +186,7 @@ class Batch:
         self.journal: Journal | None = None
         self._stack = contextlib.AsyncExitStack()
         self._entries: dict[str, JournalEntry] = {}
+        self._keys: dict[str, int] = {}  # with a journal: each key's item, see _check_key
         self._group: anyio.abc.TaskGroup | None = None
         self._work = anyio.CancelScope()
         self._slots: anyio.CapacityLimiter | None = None
@@ -363,6 +364,22 @@ class Batch:
             return _Item(index, key or f"item-{index}", None, invalid=error)
         return _Item(index, key or request_key(request, index), request)
 
+    def _check_key(self, item: _Item) -> None:
+        """With a journal a key names one item (its row): a later item with the same key is refused,
+        or it would take over the earlier one's row, and a crash could lose that item's task."""
+        first = self._keys.setdefault(item.key, item.index)
+        if first != item.index:
+            item.invalid = RequestValidationError(
+                [
+                    Problem(
+                        "key",
+                        f"{item.key!r} is the key of item {first}: with a journal, every item needs its own",
+                        "BadRequest",
+                    )
+                ],
+                subject=f"batch item {item.index}",
+            )
+
     async def _feed(self, submit: MemoryObjectSendStream[_Item]) -> None:
         assert self._slots is not None
         async with submit, contextlib.aclosing(self._items()) as items:
@@ -371,6 +388,8 @@ class Batch:
                 item = self._read_item(index, raw)
                 index += 1
                 self.read = index
+                if self.journal is not None and item.invalid is None:
+                    self._check_key(item)
                 entry = self._entries.pop(item.key, None)
                 await self._slots.acquire_on_behalf_of(item)
                 self._holders[item.index] = item
