@@ -27,7 +27,7 @@ from conftest import small_request as request
 import vidu_async as vidu
 from vidu_async import cli
 from vidu_async.cli import main
-from vidu_async.emulator import Emulator, EmulatorConfig
+from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "request.json"
@@ -118,6 +118,24 @@ def root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+class TestWarnings:
+    """The SDK's warnings reach the user as `warning: ...` lines, beside the command's own output."""
+
+    async def test_throttled(self) -> None:
+        """A 429 lowers the request rate, and the command says so in one warning line."""
+        faults = FaultConfig(throttle=0.5, retry_after=0.01, endpoints=("create",), seed=0)
+        async with connected(faults=faults) as (emu, _):
+            status, out, err = await run_in_thread("submit", str(EXAMPLE), *against(emu))
+        assert emu.stats.faults["throttle"] >= 1
+        assert status == 0, err
+        assert TASK_LINE.match(out.strip()), out
+        lines = err.splitlines()
+        assert lines
+        assert all(
+            line.startswith("warning: throttled by the service: request rate lowered to ") for line in lines
+        )
 
 
 class TestSubmitWithEmulator:

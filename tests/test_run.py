@@ -425,6 +425,21 @@ class TestJournalRefused:
         assert printed == ""
         assert (out / "results.jsonl").read_bytes() == before
 
+    def test_edited_line(self, tmp_path: Path) -> None:
+        """A line changed under its key since the journal recorded it: one error line naming the
+        item and what to do (no warning about unfinished items beside it), exit status 2."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1)), json.dumps(job(2))])
+        out = tmp_path / "out"
+        fast = ("--emulator", "--emulator-processing-time", "0.05", "--plain")
+        assert run_here("run", str(jobs), "--out", str(out), *fast)[0] == 0
+        write_jobs(jobs, [json.dumps(job(1)), json.dumps(job(2, prompt="@Ming waves."))])
+        status, _, err = run_here("run", str(jobs), "--out", str(out), *fast)
+        assert status == 2
+        assert one_error_line(err) == (
+            f"error: item 1 (key {job(2)['key']!r}) is not the request this journal recorded under that key:"
+            " a journal resumes the input it was written for; use a new journal for a changed input"
+        )
+
     def test_corrupt(self, tmp_path: Path) -> None:
         """A journal of random bytes: 'damaged or not a journal', and the file is not touched."""
         jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])

@@ -294,7 +294,7 @@ class Batch:
             if len(running) > _LOGGED_IDS:
                 ids += f" and {len(running) - _LOGGED_IDS} more (all in Batch.unfinished)"
             logger.warning(
-                "left the batch with %d items unfinished; tasks still running at Vidu: %s",
+                "left the batch with %d unfinished item(s); tasks still running at Vidu: %s",
                 len(self.unfinished),
                 ids,
             )
@@ -453,8 +453,8 @@ class Batch:
         assert item.request is not None
         if entry.request_hash and entry.request_hash != request_hash(item.request):
             raise JournalError(
-                f"item {item.key!r} (line/index {item.index}) differs from the request this journal recorded "
-                "for that key: the journal belongs to another input"
+                f"item {item.index} (key {item.key!r}) is not the request this journal recorded under that key:"
+                " a journal resumes the input it was written for; use a new journal for a changed input"
             )
         stored = _convert.structure_task(entry.task, task_id=entry.task_id) if entry.task else None
         if entry.finished and stored is not None and stored.is_terminal:

@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
@@ -535,6 +535,39 @@ def _error_status(exc: BaseException) -> tuple[str, int]:
     return f"{type(exc).__name__}: {exc}", EXIT_FAILED
 
 
+class _WarningLines(logging.Handler):
+    """The SDK's warnings as ``warning: ...`` lines on the command's error stream. Standard error
+    is looked up at each line, as logging's own last resort does, so that while a live display
+    holds the terminal the line goes through it."""
+
+    def __init__(self, err: TextIO) -> None:
+        super().__init__(logging.WARNING)
+        self._err = None if err is sys.stderr else err
+        self.setFormatter(logging.Formatter("warning: %(message)s"))
+        # The batch's warnings are of items left unfinished, which run reports in its own summary.
+        self.addFilter(lambda record: record.module != "_batch" or record.levelno >= logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self._err or sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _sdk_warnings(err: TextIO) -> Iterator[None]:
+    """Without ``--debug``, for the command's run: the SDK's warnings as ``warning: ...`` lines."""
+    handler = _WarningLines(err)
+    sdk = logging.getLogger("vidu_async")
+    sdk.addHandler(handler)
+    try:
+        yield
+    finally:
+        sdk.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     out = out or sys.stdout
@@ -545,7 +578,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command = _COMMANDS[args.command]
     try:
-        return anyio.run(command, args, out, backend="asyncio")
+        with contextlib.nullcontext() if args.debug else _sdk_warnings(err):
+            return anyio.run(command, args, out, backend="asyncio")
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
