@@ -1,4 +1,5 @@
-"""Shared fixtures: the asyncio backend for anyio's pytest plugin, fixtures on disk, a small request."""
+"""Shared fixtures: the asyncio backend for anyio's pytest plugin, fixtures on disk, a small request,
+and the check of a refused command's one error line."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def small_request(**changes: Any) -> vidu.Reference2Video:
     }
     fields.update(changes)
     return vidu.Reference2Video(**fields)
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error: ...`` line a refused command prints (and no traceback)."""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]

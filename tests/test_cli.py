@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 import attrs
 import pytest
+from conftest import one_error_line
 from conftest import small_request as request
 
 import vidu_async as vidu
@@ -69,15 +70,6 @@ async def until(condition: Any, within: float = 5.0) -> None:
     with anyio.fail_after(within):
         while not condition():  # noqa: ASYNC110 - polling live state under a deadline is the intent
             await anyio.sleep(0.005)
-
-
-def one_error_line(err: str) -> str:
-    """The single ``error: ...`` line of a failed command (and no traceback)."""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ import anyio
 import attrs
 import pytest
 from anyio.abc import Process
+from conftest import one_error_line
 
 import vidu_async as vidu
 from vidu_async._events import StateChangeEvent
@@ -74,15 +75,6 @@ def run_here(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     status = main(list(argv), out=out, err=err)
     return status, out.getvalue(), err.getvalue()
-
-
-def one_error_line(err: str) -> str:
-    """The single ``error: ...`` line of a refused command (no traceback)."""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def results(out: Path) -> list[dict[str, Any]]:
