@@ -38,10 +38,12 @@ from ._batch import Batch, BatchResult
 from ._client import ViduClient
 from ._config import (
     CHINA_BASE_URL,
+    DEFAULT_DOWNLOADS,
     DEFAULT_POLL,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     GLOBAL_BASE_URL,
+    DownloadPolicy,
     PollPolicy,
     RetryPolicy,
     Timeouts,
@@ -70,6 +72,7 @@ from .exceptions import (
 
 __all__ = [
     "CHINA_BASE_URL",
+    "DEFAULT_DOWNLOADS",
     "DEFAULT_POLL",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
@@ -81,6 +84,7 @@ __all__ = [
     "CreditPackage",
     "CreditRemain",
     "Credits",
+    "DownloadPolicy",
     "Event",
     "Hook",
     "Journal",

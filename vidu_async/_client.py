@@ -26,10 +26,12 @@ from aiohttp import web
 from . import _convert, _http, _media, _retry
 from ._batch import Batch, BatchInput, JournalLike
 from ._config import (
+    DEFAULT_DOWNLOADS,
     DEFAULT_POLL,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     GLOBAL_BASE_URL,
+    DownloadPolicy,
     PollPolicy,
     RetryPolicy,
     Timeouts,
@@ -151,6 +153,7 @@ class ViduClient:
         timeouts: Connect, read and per-call limits.
         retry: When and how failed calls are tried again.
         poll: How the poll scheduler checks on tasks.
+        downloads: Size bound, stall timeout and concurrency of downloads.
         session: An ``aiohttp.ClientSession`` of yours to send through; the client does not close it.
         hooks: Callables receiving typed events (requests, retries, throttling, state changes).
         callback_url: Your public URL for Vidu's callbacks, sent with every create that has none.
@@ -175,6 +178,7 @@ class ViduClient:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         retry: RetryPolicy = DEFAULT_RETRY,
         poll: PollPolicy = DEFAULT_POLL,
+        downloads: DownloadPolicy = DEFAULT_DOWNLOADS,
         session: aiohttp.ClientSession | None = None,
         hooks: Sequence[Hook] = (),
         callback_url: str | None = None,
@@ -191,6 +195,7 @@ class ViduClient:
         self.timeouts: Final = timeouts
         self.retry: Final = retry
         self.poll: Final = poll
+        self.downloads: Final = downloads
         self.max_in_flight: Final = max_in_flight
         self.queue_allowance: Final = queue_allowance
         if callback_url is not None and not _is_http_url(callback_url):
@@ -210,7 +215,7 @@ class ViduClient:
         self._poller = Poller(self._attempt, poll, hooks=self._hooks, rng=self._rng)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._concurrency: int | None = None
-        self._downloader = Downloader(self._transport, self.get_task)
+        self._downloader = Downloader(self._transport, self.get_task, policy=downloads)
 
     def __repr__(self) -> str:
         state = " closed" if self._transport.closed else ""

@@ -12,10 +12,12 @@ import attrs
 
 __all__ = [
     "CHINA_BASE_URL",
+    "DEFAULT_DOWNLOADS",
     "DEFAULT_POLL",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "GLOBAL_BASE_URL",
+    "DownloadPolicy",
     "PollPolicy",
     "RetryPolicy",
     "Timeouts",
@@ -150,6 +152,9 @@ class PollPolicy:
         off_peak_max_interval: The longest interval for off-peak tasks, seconds.
         callback_interval: The safety-net interval for tasks whose updates come by callback: they
             are polled only this often, in case a callback is lost, seconds.
+        unreadable_attempts: Reads of one task in a row whose answer cannot be read as a task (no
+            ``id`` or ``state``, not JSON) before its watchers get a ``ResponseValidationError``
+            instead of more checks.
     """
 
     first_check: float = attrs.field(default=0.25, validator=_positive)
@@ -166,7 +171,35 @@ class PollPolicy:
     off_peak_min_interval: float = attrs.field(default=30.0, validator=_positive)
     off_peak_max_interval: float = attrs.field(default=600.0, validator=_positive)
     callback_interval: float = attrs.field(default=60.0, validator=_positive)
+    unreadable_attempts: int = attrs.field(default=5, validator=_at_least_one)
 
 
 #: The poll policy a client uses unless told otherwise.
 DEFAULT_POLL: Final = PollPolicy()
+
+
+@attrs.frozen(kw_only=True)
+class DownloadPolicy:
+    """How generated files are downloaded.
+
+    Attributes:
+        max_bytes: The largest file accepted, bytes. A download that announces more, or sends
+            more, stops with ``DownloadError`` and leaves nothing behind (a clip of a few seconds is
+            a few MB; the default leaves room for long, high-resolution videos).
+        stall_timeout: A download that receives fewer than ``stall_bytes`` in any window of this
+            many seconds is stalled: it stops and is resumed (a body trickling in a byte at a
+            time never ends otherwise), seconds.
+        stall_bytes: See ``stall_timeout``.
+        concurrency: Files downloaded at once, per client.
+        attempts: Tries per file (each resumes where the last stopped).
+    """
+
+    max_bytes: int = attrs.field(default=4 * 1024**3, validator=_at_least_one)
+    stall_timeout: float = attrs.field(default=60.0, validator=_positive)
+    stall_bytes: int = attrs.field(default=64 * 1024, validator=_at_least_one)
+    concurrency: int = attrs.field(default=4, validator=_at_least_one)
+    attempts: int = attrs.field(default=4, validator=_at_least_one)
+
+
+#: The download policy a client uses unless told otherwise.
+DEFAULT_DOWNLOADS: Final = DownloadPolicy()

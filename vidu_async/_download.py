@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import attrs
 
+from ._config import DEFAULT_DOWNLOADS, DownloadPolicy
 from ._models import Creation, Task
 from ._transport import Transport
 from .exceptions import DownloadError, TransportError, ViduError
@@ -101,8 +102,7 @@ class Downloader:
     Args:
         transport: The client's transport (its session; no API key is sent to result URLs).
         refresh: Reads the task again, for fresh links.
-        concurrency: Files downloaded at once.
-        attempts: Tries per file (each resumes where the last stopped).
+        policy: Size bound, stall timeout, concurrency and attempts.
     """
 
     def __init__(
@@ -110,13 +110,13 @@ class Downloader:
         transport: Transport,
         refresh: Callable[[str], Awaitable[Task]],
         *,
-        concurrency: int = 4,
-        attempts: int = 4,
+        policy: DownloadPolicy = DEFAULT_DOWNLOADS,
     ) -> None:
         self._transport = transport
         self._refresh = refresh
-        self._slots = anyio.CapacityLimiter(concurrency)
-        self._attempts = attempts
+        self.policy = policy
+        self._slots = anyio.CapacityLimiter(policy.concurrency)
+        self._attempts = policy.attempts
 
     async def download(
         self, task: Task, dest: str | os.PathLike[str], *, cover: bool = False, watermarked: bool = False
