@@ -463,6 +463,24 @@ class TestJournalRefused:
         assert done.stdout == b""
         assert not (out / "results.jsonl").exists()
 
+    async def test_refused_run_leaves_the_output_folder_alone(self, tmp_path: Path) -> None:
+        """A second run refused by the journal's lock touches nothing of the first run's: its
+        results in the making (``results.jsonl.tmp``) and its last results stay as they are."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1))])
+        out = tmp_path / "out"
+        out.mkdir()
+        in_the_making = out / "results.jsonl.tmp"
+        in_the_making.write_text('{"line": 1}\n', encoding="utf-8")
+        (out / "results.jsonl").write_text('{"line": 0}\n', encoding="utf-8")
+        # Not --emulator (whose re-run checks the journal first): a run against a service.
+        argv = command("run", str(jobs), "--out", str(out), "--base-url", "http://127.0.0.1:9", "--api-key", KEY)
+        async with vidu.SQLiteJournal(out / "journal.sqlite"):  # the first run, still going
+            done = await anyio.run_process(argv, env=clean_env(), check=False)
+        assert done.returncode == 2
+        assert "in use by another run" in one_error_line(done.stderr.decode())
+        assert in_the_making.read_text(encoding="utf-8") == '{"line": 1}\n'
+        assert (out / "results.jsonl").read_text(encoding="utf-8") == '{"line": 0}\n'
+
 
 def seen(task_id: str, state: vidu.TaskState) -> StateChangeEvent:
     return StateChangeEvent(task_id=task_id, old=None, new=state, raw_state=state.value)

@@ -233,14 +233,23 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
     Returns:
         The outcome; :attr:`RunOutcome.all_succeeded` decides the exit status.
     """
-    # Before anything is opened: a journal of another input is refused here with nothing to undo.
-    if options.embedded_emulator:
-        restarted = await _forget_emulator_tasks(options)
-        if restarted:
-            display.note(
-                f"{restarted} unfinished item(s) of an earlier --emulator run start again:"
-                " that run's emulator, and its tasks, ended with it"
-            )
+    # The journal's lock first: until it is held, another run may own the output folder, and
+    # nothing in it is touched. A journal of another input is refused here with nothing to undo.
+    async with SQLiteJournal(options.journal_path) as journal:
+        await journal.open_input(options.input_id)
+        if options.embedded_emulator:
+            restarted = await _forget_emulator_tasks(journal, options)
+            if restarted:
+                display.note(
+                    f"{restarted} unfinished item(s) of an earlier --emulator run start again:"
+                    " that run's emulator, and its tasks, ended with it"
+                )
+        return await _run_with_journal(client, options, display, tally, journal)
+
+
+async def _run_with_journal(
+    client: ViduClient, options: RunOptions, display: Display, tally: Tally, journal: SQLiteJournal
+) -> RunOutcome:
     tally.total = await anyio.to_thread.run_sync(_count_inputs, options.jobs)
     outcome = RunOutcome(total=tally.total)
     results = _ResultsFile(options.results_path)
@@ -296,8 +305,7 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
         max_in_flight=options.max_in_flight,
         timeout=options.timeout,
         max_credits=options.max_credits,
-        journal=options.journal_path,
-        input_id=options.input_id,
+        journal=journal,
         download_to=options.videos if options.download else None,
     )
     tally.charged = lambda: batch.credits
@@ -349,15 +357,11 @@ def _names_api_key(option: str) -> bool:
     return len(option) > len("--a") and "--api-key".startswith(option)
 
 
-async def _forget_emulator_tasks(options: RunOptions) -> int:
+async def _forget_emulator_tasks(journal: SQLiteJournal, options: RunOptions) -> int:
     """Before an ``--emulator`` re-run: clear the journal's task ids of unfinished items, which
     named tasks of an emulator that ended with the earlier run, and delete any of their files a
     download left (the items get new tasks, and new files). Returns how many were cleared."""
-    if not await anyio.Path(options.journal_path).exists():
-        return 0
-    async with SQLiteJournal(options.journal_path) as journal:
-        await journal.open_input(options.input_id)  # a journal of another input is refused here
-        forgotten = await journal.forget_unfinished_tasks()
+    forgotten = await journal.forget_unfinished_tasks()
     if forgotten:
         await anyio.to_thread.run_sync(_remove_task_files, options.videos, forgotten)
     return len(forgotten)
