@@ -18,7 +18,14 @@ from .exceptions import Problem, RequestValidationError
 if TYPE_CHECKING:
     from ._models import Reference2Video
 
-__all__ = ["check_request", "estimated_body_size", "media_bytes_problems", "request_problems", "where_label"]
+__all__ = [
+    "check_request",
+    "estimated_body_size",
+    "media_bytes_problems",
+    "megabytes",
+    "request_problems",
+    "where_label",
+]
 
 _LACKING = "FieldLacking"
 _COUNT = "FieldItemCountOutOfRange"
@@ -421,7 +428,9 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
     problems: list[Problem] = []
     if size > _rules.MAX_MEDIA_BYTES:
         problems.append(
-            Problem(where, f"decodes to {_mb(size)}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}")
+            Problem(
+                where, f"decodes to {megabytes(size)}{label}; at most {megabytes(_rules.MAX_MEDIA_BYTES)}"
+            )
         )
     if kind == "image":
         # The service accepts a label that differs from the bytes, so only the bytes are checked.
@@ -440,7 +449,9 @@ def media_bytes_problems(data: bytes, kind: str, where: str, label: str = "") ->
         found = f"a {info.kind} ({info.mime})" if info is not None else "not a recognized format"
         problems.append(Problem(where, f"expected a {expected}{label}, but the data is {found}", _FORMAT))
     if len(data) > _rules.MAX_MEDIA_BYTES:
-        problems.append(Problem(where, f"is {_mb(len(data))}{label}; at most {_mb(_rules.MAX_MEDIA_BYTES)}"))
+        problems.append(
+            Problem(where, f"is {megabytes(len(data))}{label}; at most {megabytes(_rules.MAX_MEDIA_BYTES)}")
+        )
     if info is not None and info.kind == "image" == kind:
         problems.extend(_image_size_problems(info, where, label))
     return problems
@@ -458,7 +469,8 @@ def _image_size_problems(info: _sniff.MediaInfo, where: str, label: str) -> list
     return []
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
+    """A size in bytes as problems show it: ``20.0 MB`` (MiB, as the limits are read)."""
     return f"{size / (1024 * 1024):.1f} MB"
 
 
@@ -472,7 +484,7 @@ def _check_body_size(request: Any, out: list[Problem]) -> None:
         out.append(
             Problem(
                 "body",
-                f"the request would be about {_mb(total)}; Vidu takes at most {_mb(_rules.MAX_BODY_BYTES)}",
+                f"the request would be about {megabytes(total)}; Vidu takes at most {megabytes(_rules.MAX_BODY_BYTES)}",
             )
         )
 

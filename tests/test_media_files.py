@@ -1,0 +1,226 @@
+"""Local media files read at submit time: only regular files, checked before they are read, read with a bound,
+and never holding up cancellation (Ctrl-C) while they are read."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import small_request
+from test_client import connected
+from test_sniff import make_png
+
+import vidu_async as vidu
+from vidu_async import _media, _rules
+from vidu_async.exceptions import RequestValidationError
+
+MIB = 1024 * 1024
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, devices and symlinks as on POSIX")
+
+
+def flat(*images: Any) -> vidu.Reference2Video:
+    return vidu.Reference2Video(model="viduq2", images=list(images), prompt="A cook.", duration=5)
+
+
+def refused(request: vidu.Reference2Video) -> str:
+    """The one problem encode_body reports for ``images[0]``."""
+    with pytest.raises(RequestValidationError) as caught:
+        _media.encode_body(request)
+    assert caught.value.fields == ("images[0]",), caught.value
+    (problem,) = caught.value.problems
+    return problem.message
+
+
+@contextmanager
+def safety_valve(after: float, action: Any) -> Iterator[threading.Event]:
+    """Run ``action`` after ``after`` seconds unless the block ended first, so a regression fails the
+    test instead of hanging the run; the event tells whether it had to run."""
+    fired = threading.Event()
+
+    def run() -> None:
+        fired.set()
+        action()
+
+    timer = threading.Timer(after, run)
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
+
+
+def unblock(fifo: Path) -> None:
+    """Open the write end of ``fifo`` for a moment: only a regression needs it, to end a blocked open()."""
+    with suppress(OSError):  # nobody is reading: nothing to unblock
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+class TestSpecialFiles:
+    """What is not a regular file is refused before anything is read, naming the field and the file."""
+
+    @posix_only
+    @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+    def test_dev_zero(self) -> None:
+        """``/dev/zero`` never ends: it is refused as a character device, not read until memory runs out."""
+        message = refused(flat(Path("/dev/zero")))
+        assert "not a regular file (a character device)" in message
+        assert "/dev/zero" in message
+
+    @posix_only
+    def test_symlink_to_a_device(self, tmp_path: Path) -> None:
+        """A link is followed: a link to ``/dev/zero`` is refused like ``/dev/zero`` itself."""
+        if not Path("/dev/zero").exists():
+            pytest.skip("no /dev/zero")
+        link = tmp_path / "zero.png"
+        link.symlink_to("/dev/zero")
+        assert "not a regular file (a character device)" in refused(flat(link))
+
+    @posix_only
+    async def test_fifo_is_refused_promptly(self, tmp_path: Path) -> None:
+        """A FIFO nobody writes to is refused at once: opening it does not wait for a writer."""
+        fifo = tmp_path / "pipe.png"
+        os.mkfifo(fifo)
+        started = time.monotonic()
+        with (
+            safety_valve(10, lambda: unblock(fifo)) as fired,
+            pytest.raises(RequestValidationError) as caught,
+        ):
+            await _media.prepare_body(flat(fifo))
+        assert not fired.is_set(), "opening the FIFO waited for a writer"
+        assert time.monotonic() - started < 5
+        assert caught.value.fields == ("images[0]",)
+        assert "not a regular file (a FIFO)" in str(caught.value)
+        assert "pipe.png" in str(caught.value)
+
+    def test_directory(self, tmp_path: Path) -> None:
+        """A directory is named as one."""
+        folder = tmp_path / "ming.png"
+        folder.mkdir()
+        message = refused(flat(folder))
+        assert "not a regular file (a directory)" in message
+        assert "ming.png" in message
+
+    @posix_only
+    def test_symlink_to_a_regular_file_is_read(self, tmp_path: Path) -> None:
+        """A link to a regular image is followed and the image sent."""
+        png = make_png(256, 256)
+        (tmp_path / "real.png").write_bytes(png)
+        link = tmp_path / "link.png"
+        link.symlink_to(tmp_path / "real.png")
+        body = _media.encode_body(flat(link))
+        assert base64.b64encode(png) in body
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A file that is not there is still named as unreadable."""
+        message = refused(flat(tmp_path / "nowhere.png"))
+        assert "cannot read the file" in message
+        assert "nowhere.png" in message
+
+
+class TestSize:
+    """The documented per-item limit (20 MiB decoded) is checked on the file's size before reading it."""
+
+    def test_sparse_100_mb_file_is_refused_by_its_size_unread(self, tmp_path: Path) -> None:
+        """A 100 MB file is refused from its size: its bytes are never read (nor sniffed, nor held in memory)."""
+        big = tmp_path / "big.png"
+        with big.open("wb") as handle:
+            handle.truncate(100 * MIB)  # sparse: costs no disk, reads as zeros
+        tracemalloc.start()
+        try:
+            message = refused(flat(big))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert "is 100.0 MB" in message
+        assert "at most 20.0 MB" in message
+        assert "big.png" in message
+        assert peak < 4 * MIB, f"{peak / MIB:.1f} MiB allocated: the file was read"
+
+    def test_one_byte_over_the_limit(self, tmp_path: Path) -> None:
+        """The limit is exact: one byte over is refused, unread."""
+        big = tmp_path / "big.png"
+        with big.open("wb") as handle:
+            handle.write(make_png(256, 256))
+            handle.truncate(_rules.MAX_MEDIA_BYTES + 1)
+        message = refused(flat(big))
+        assert "at most 20.0 MB" in message
+        assert "recognized format" not in message
+
+    @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no procfs")
+    def test_read_is_bounded_when_the_size_is_unknown(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A regular file whose size says 0 (procfs) is read only up to one byte past the limit."""
+        monkeypatch.setattr(_rules, "MAX_MEDIA_BYTES", 64)
+        reads: list[int] = []
+        real_read = os.read
+
+        def counting_read(fd: int, n: int) -> bytes:
+            data = real_read(fd, n)
+            reads.append(len(data))
+            return data
+
+        monkeypatch.setattr(os, "read", counting_read)
+        message = refused(flat(Path("/proc/self/status")))
+        assert "larger than" in message
+        assert sum(reads) == 65
+
+
+class TestCancellation:
+    """The event loop never waits on a file: cancelling a submit (Ctrl-C) returns at once."""
+
+    async def test_waiting_for_the_worker_thread_is_cancellable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While a worker thread is stuck reading, a cancelled caller returns at once (the thread is left)."""
+        path = tmp_path / "ming.png"
+        path.write_bytes(make_png(256, 256))
+        release = threading.Event()
+        entered = threading.Event()
+
+        def stuck(request: vidu.Reference2Video, **_: Any) -> bytes:
+            entered.set()
+            release.wait(30)
+            return b"{}"
+
+        monkeypatch.setattr(_media, "encode_body", stuck)
+        started = time.monotonic()
+        try:
+            with safety_valve(10, release.set) as fired, anyio.move_on_after(0.2):
+                await _media.prepare_body(flat(path))
+            assert entered.is_set()
+            assert not fired.is_set(), "the cancelled caller waited for the worker thread"
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()
+
+
+class TestThroughTheClient:
+    """End to end: a special file fails the submit, and nothing is sent."""
+
+    @posix_only
+    async def test_fifo_in_a_subject(self, tmp_path: Path) -> None:
+        fifo = tmp_path / "ming.png"
+        os.mkfifo(fifo)
+        async with connected() as (emu, client):
+            with (
+                safety_valve(10, lambda: unblock(fifo)) as fired,
+                pytest.raises(RequestValidationError) as caught,
+            ):
+                await client.submit(small_request(subjects=[vidu.Subject(name="Ming", images=[fifo])]))
+            assert not fired.is_set()
+            assert emu.stats.requests["create"] == 0
+        assert caught.value.fields == ("subjects[0].images[0]",)
+        text = str(caught.value)
+        assert "not a regular file (a FIFO)" in text
+        assert "Ming" in text
+        assert "ming.png" in text
