@@ -4,6 +4,7 @@ and never holding up cancellation (Ctrl-C) while they are read."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 import threading
@@ -14,10 +15,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from conftest import small_request
-from test_client import connected
+from test_client import connected, running
 from test_sniff import make_png
 
 import vidu_async as vidu
@@ -224,3 +226,29 @@ class TestThroughTheClient:
         assert "not a regular file (a FIFO)" in text
         assert "Ming" in text
         assert "ming.png" in text
+
+
+# --- the emulator refuses what the SDK refuses -----------------------------------------------------
+
+
+async def create_raw(body: bytes) -> tuple[int, Any]:
+    """POST ``body`` as it is to an emulator's reference2video; the status and the decoded answer."""
+    async with running() as emu, aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{emu.base_url}/ent/v2/reference2video",
+            data=body,
+            headers={"Authorization": f"Token {emu.api_key}", "Content-Type": "application/json"},
+        ) as response:
+            answer = (response.status, await response.json())
+        assert emu.stats.tasks_created == 0
+        return answer
+
+
+class TestEmulatorAgrees:
+    """The emulator reads bodies with the SDK's validation, so it refuses the same things, as Vidu would."""
+
+    async def test_invalid_base64(self) -> None:
+        body = {"model": "viduq2", "images": ["data:image/png;base64,iVBOR!!!"], "prompt": "A cook."}
+        status, answer = await create_raw(json.dumps(body).encode())
+        assert (status, answer["reason"]) == (400, "FieldInvalid")
+        assert "images[0]" in answer["message"]

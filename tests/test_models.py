@@ -592,6 +592,58 @@ class TestMediaStrings:
         error = rejected(**flat_call(images=["data:image/png,%89PNG"]))
         assert "must be base64" in problem(error, "images[0]").message
 
+    @pytest.mark.parametrize(
+        ("data", "words"),
+        [
+            ("iVBORw0K!!!!", "'!' at character 9"),
+            ("iVBORw0KGgo=\x00", "'\\x00' at character 13"),
+            ("aGVsbG8gd29ybGQ=é", "'é' at character 17"),
+            ("QUJD\nRA==", "'\\n' at character 5"),
+            ("QUJD RA==", "' ' at character 5"),
+            ("QUJD-_A=", "'-' at character 5"),
+            ("QQ", "2 characters, not a multiple of 4"),
+            ("QUJDRA", "6 characters, not a multiple of 4"),
+            ("QQ==QUJD", "'=' padding out of place"),
+            ("Q===", "'=' padding out of place"),
+            ("====", "'=' padding out of place"),
+        ],
+        ids=[
+            "bang",
+            "nul",
+            "non-ascii",
+            "newline",
+            "space",
+            "urlsafe",
+            "short",
+            "unpadded",
+            "mid-pad",
+            "3-pad",
+            "all-pad",
+        ],
+    )
+    def test_data_uri_invalid_base64(self, data: str, words: str) -> None:
+        """The whole base64 part is checked strictly: a broken one is a problem on its field, not sent."""
+        message = problem(
+            rejected(**flat_call(images=["data:image/png;base64," + data])), "images[0]"
+        ).message
+        assert "is not valid base64" in message
+        assert words in message
+
+    def test_data_uri_invalid_base64_in_a_subject(self) -> None:
+        """The problem names the subject, and the rest of a long data URI is not quoted."""
+        s = Subject(name="Ming", images=[URL, data_uri(make_png(256, 256))[:-8] + "%%%%" + "A" * 100_000])
+        found = problem(
+            rejected(model="viduq3", subjects=[s], prompt="@Ming waves."), "subjects[0].images[1]"
+        )
+        assert "(subject 'Ming')" in found.message
+        assert len(found.message) < 200
+
+    @pytest.mark.parametrize("data", ["", "QUJD", "QUI=", "QQ==", "+/+/"])
+    def test_data_uri_valid_base64(self, data: str) -> None:
+        """Padded standard base64 (empty included) passes the base64 check."""
+        uri = "data:image/png;base64," + data
+        assert Reference2Video(**flat_call(images=[uri])).images == (uri,)
+
     def test_data_uri_too_big(self) -> None:
         """A data URI that decodes to more than 20 MiB is refused."""
         uri = "data:image/png;base64," + "A" * (28 * MIB)

@@ -37,6 +37,9 @@ _SIZE = "PageSizeOutOfRange"  # Vidu's reason for image size, format and aspect 
 # "[@name]" is the subject-library spelling. An e-mail address ("me@x.com") is not a reference.
 _REFERENCE = re.compile(r"(?<![\w@])@(\w+)")
 _ASPECT = re.compile(r"^[1-9]\d*:[1-9]\d*$")
+# Standard base64 with its padding (the length is checked apart); one pass, nothing copied.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=]")
 
 
 def check_request(request: Reference2Video) -> None:
@@ -424,6 +427,9 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
         ]
     if not data_uri.is_base64:
         return [Problem(where, f"a data URI must be base64 ('data:<type>;base64,...'){label}")]
+    broken = _base64_error(item, data_uri.data_start)
+    if broken is not None:
+        return [Problem(where, f"the data URI is not valid base64{label}: {broken}")]
     size = _sniff.base64_decoded_size(len(item) - data_uri.data_start, item[-2:])
     problems: list[Problem] = []
     if size > _rules.MAX_MEDIA_BYTES:
@@ -438,6 +444,24 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
         if info is not None and info.kind == "image":
             problems.extend(_image_size_problems(info, where, label))
     return problems
+
+
+def _base64_error(text: str, start: int) -> str | None:
+    """What is wrong with the base64 from ``start`` to the end of ``text``, or ``None``.
+
+    Strict, as ``base64.b64decode(..., validate=True)`` is: the standard alphabet only (no line
+    breaks, no URL-safe ``-_``), and ``=`` padding to a multiple of 4, at the end only. A regular
+    expression over the text in place: a 20 MB image's data URI is checked in tens of milliseconds
+    and never copied or decoded.
+    """
+    if _BASE64.fullmatch(text, start) is not None and (len(text) - start) % 4 == 0:
+        return None
+    bad = _NOT_BASE64.search(text, start)
+    if bad is not None:
+        return f"{bad.group()!r} at character {bad.start() - start + 1} of its data"
+    if _BASE64.fullmatch(text, start) is None:
+        return "'=' padding out of place"
+    return f"its data is {len(text) - start} characters, not a multiple of 4 (missing '=' padding?)"
 
 
 def media_bytes_problems(data: bytes, kind: str, where: str, label: str = "") -> list[Problem]:
