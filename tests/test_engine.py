@@ -701,6 +701,42 @@ class TestBatch:
         assert sorted(entries) == ["other", "same"]
         assert entries["same"].request["prompt"] == "@Ming cooks hot pot number 0."
 
+    async def test_keyless_items_named_by_content(self, tmp_path: Path) -> None:
+        """Keyless items are keyed by their request (identical ones by occurrence): a re-run of the
+        same journal with items inserted, removed and reordered creates only the new items' tasks
+        (keys used to hash the position too, so every item was billed again)."""
+        journal = tmp_path / "journal.sqlite"
+        runs = [
+            [request(0), request(1), request(2), request(2)],
+            [request(3), request(2), request(1), request(2), request(2)],
+        ]
+        keys: list[dict[int, str]] = []
+        for run, items in enumerate(runs):
+            async with running() as (emu, client):
+                with anyio.fail_after(10):
+                    async with client.generate_many(items, journal=journal) as batch:
+                        results = sorted(await collect(batch), key=lambda r: r.index)
+            assert all(r.ok for r in results)
+            keys.append({r.index: r.key for r in results})
+            # run 1: request(3) and a third copy of request(2) are new
+            assert emu.stats.tasks_created == (4 if run == 0 else 2)
+        first, second = keys
+        assert first[3] == first[2] + "-2"
+        assert (second[1], second[2], second[3], second[4]) == (first[2], first[1], first[3], first[2] + "-3")
+
+    async def test_keys_that_are_not_strings(self) -> None:
+        """A key that is not a non-empty string fails its item, unsent (it used to become text)."""
+        items: list[Any] = [(True, request(0)), ("", request(1)), (None, request(2)), ("fine", request(3))]
+        async with running() as (emu, client):
+            with anyio.fail_after(10):
+                async with client.generate_many(items) as batch:
+                    results = sorted(await collect(batch), key=lambda r: r.index)
+        assert [r.ok for r in results] == [False, False, False, True]
+        for result in results[:3]:
+            assert isinstance(result.error, RequestValidationError)
+            assert result.error.fields == ("key",)
+        assert emu.stats.tasks_created == 1
+
     async def test_duplicate_keys_without_a_journal(self) -> None:
         """Without a journal nothing is stored by key: both items run, each result by its index."""
         async with running() as (_, client):

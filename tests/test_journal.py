@@ -748,3 +748,47 @@ class TestEncoding:
         with pytest.raises(TypeError, match="bytes is not JSON serializable"):
             _convert.dumps({"x": b"raw"})
         assert _convert.dumps({1: "a", None: "b"}) == self.STANDARD({1: "a", None: "b"})
+
+
+class TestRenameAndOddText:
+    """Renaming a key, and text that is not valid UTF-8."""
+
+    async def test_rename_key(self, tmp_path: Path) -> None:
+        """A row takes its new key with everything it held; a rename onto a key that has a row,
+        or of a key that has none, changes nothing."""
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "old")
+            journal.record_submitted("old", "task-1", 20)
+            await intent(journal, "taken", index=1)
+            journal.rename_key("old", "new")
+            journal.record_result("new", state="success", task=TASK, credits=20)
+            journal.rename_key("taken", "new")
+            journal.rename_key("missing", "other")
+            entries = await journal.entries()
+        assert sorted(entries) == ["new", "taken"]
+        new = entries["new"]
+        assert (new.task_id, new.finished, new.fingerprint, new.request_hash) == (
+            "task-1",
+            True,
+            "fp-old",
+            "hash-old",
+        )
+
+    async def test_lone_surrogates_are_stored_escaped(self, tmp_path: Path) -> None:
+        """A task or an error holding a lone surrogate (a server's text can) is stored as its JSON
+        escape instead of failing the writer and with it the whole run (it failed before)."""
+        odd = "bad \ud800 text"
+        async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+            await intent(journal, "a")
+            journal.record_result(
+                "a", state="failed", task={**TASK, "state": "failed", "err_msg": odd}, error=odd, err_code=odd
+            )
+            await intent(journal, "b", index=1)
+            journal.record_submitted("b", "task-2")
+            entries = await journal.entries()
+        a = entries["a"]
+        assert a.finished
+        assert a.task is not None
+        assert a.task["err_msg"] == odd  # the JSON escape reads back as the same text
+        assert a.error == a.err_code == "bad \\ud800 text"
+        assert entries["b"].task_id == "task-2"

@@ -473,7 +473,9 @@ class TestJournalRefused:
         in_the_making.write_text('{"line": 1}\n', encoding="utf-8")
         (out / "results.jsonl").write_text('{"line": 0}\n', encoding="utf-8")
         # Not --emulator (whose re-run checks the journal first): a run against a service.
-        argv = command("run", str(jobs), "--out", str(out), "--base-url", "http://127.0.0.1:9", "--api-key", KEY)
+        argv = command(
+            "run", str(jobs), "--out", str(out), "--base-url", "http://127.0.0.1:9", "--api-key", KEY
+        )
         async with vidu.SQLiteJournal(out / "journal.sqlite"):  # the first run, still going
             done = await anyio.run_process(argv, env=clean_env(), check=False)
         assert done.returncode == 2
@@ -707,3 +709,131 @@ class TestBadLines:
         assert re.search(r"^failed\s+1000$", printed, re.MULTILINE)
         assert re.search(r"^  failed: invalid line\s+1000$", printed, re.MULTILINE)
         assert videos(out) == 100
+
+
+def keyless(number: int) -> str:
+    """A good job line without a key."""
+    return json.dumps({**GOOD, "prompt": f"A cat naps, take {number}."})
+
+
+def run_fast(jobs: Path, out: Path, *more: str) -> tuple[int, str, str]:
+    return run_here(
+        "run",
+        str(jobs),
+        "--out",
+        str(out),
+        "--emulator",
+        "--emulator-processing-time",
+        "0.05",
+        "--plain",
+        *more,
+    )
+
+
+def task_of_line(out: Path) -> dict[int, str]:
+    """line -> task id, from the last run's results."""
+    return {row["line"]: row["task_id"] for row in results(out) if row["task_id"]}
+
+
+class TestContentKeys:
+    """A keyless line is named by its content: editing the lines around it never bills it again."""
+
+    def test_lines_inserted_deleted_and_reordered(self, tmp_path: Path) -> None:
+        """An empty and a bad line on top, a line deleted, two swapped and one added: the re-run
+        submits only the added line; every other line keeps its task (it failed before: every
+        keyless line was submitted again)."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [keyless(n) for n in range(5)])
+        out = tmp_path / "out"
+        assert run_fast(jobs, out)[0] == 0
+        first = task_of_line(out)  # lines 1..5
+
+        write_jobs(jobs, ["", "{not json", keyless(1), keyless(0), keyless(3), keyless(4), keyless(9)])
+        status, printed, _ = run_fast(jobs, out)
+        assert status == 1  # the bad line
+        second = task_of_line(out)
+        assert [second[line] for line in (3, 4, 5, 6)] == [first[2], first[1], first[4], first[5]]
+        assert second[7] not in first.values()
+        assert re.search(r"from an earlier run +4\n", printed)
+        assert len(journal_rows(out / "journal.sqlite")) == 6  # the deleted line's row stays
+
+    def test_identical_lines(self, tmp_path: Path) -> None:
+        """Identical keyless lines are items of their own (one task each); one more copy on top
+        adds one task, not three."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [keyless(1), keyless(1)])
+        out = tmp_path / "out"
+        assert run_fast(jobs, out)[0] == 0
+        first = set(task_of_line(out).values())
+        assert len(first) == 2
+
+        write_jobs(jobs, [keyless(1), keyless(1), keyless(1)])
+        assert run_fast(jobs, out)[0] == 0
+        second = set(task_of_line(out).values())
+        assert len(second) == 3
+        assert first < second
+        keys = sorted(row["key"] for row in results(out))
+        assert keys[1:] == [keys[0] + "-2", keys[0] + "-3"]
+
+    def test_key_is_not_a_string(self, tmp_path: Path) -> None:
+        """A key that is not a non-empty string is one bad line (it used to become text: true ->
+        "True"); the other lines run."""
+        bad = [{**GOOD, "key": True}, {**GOOD, "key": 7}, {**GOOD, "key": ""}, {**GOOD, "key": ["a"]}]
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [*map(json.dumps, bad), keyless(1)])
+        out = tmp_path / "out"
+        status, _, _ = run_fast(jobs, out)
+        assert status == 1
+        rows = sorted(results(out), key=lambda row: row["line"])
+        assert [row["ok"] for row in rows] == [False] * 4 + [True]
+        assert [row["error"].partition(": ")[2] for row in rows[:4]] == [
+            "invalid key: expected a string, got a boolean",
+            "invalid key: expected a string, got a number",
+            "invalid key: must not be empty",
+            "invalid key: expected a string, got an array",
+        ]
+        assert [row["key"] for row in rows[:4]] == [None] * 4
+
+
+class TestJournalOfRelease010:
+    """A journal written by vidu-async 0.1.0, whose keyless lines were keyed by line number, resumes."""
+
+    FIXTURE: Final = Path(__file__).parent / "fixtures" / "journal-0.1.0"
+
+    def copy(self, tmp_path: Path) -> tuple[Path, Path]:
+        """The fixture's job file and journal, moved to ``tmp_path`` (the journal names its job
+        file by path, so the move is recorded the way the user would have run it there)."""
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_bytes((self.FIXTURE / "jobs.jsonl").read_bytes())
+        out = tmp_path / "out"
+        out.mkdir()
+        journal = out / "journal.sqlite"
+        journal.write_bytes((self.FIXTURE / "journal.sqlite").read_bytes())
+        with contextlib.closing(sqlite3.connect(journal)) as conn, conn:
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE name = 'input_id'",
+                (f"{jobs.resolve()} (embedded emulator)",),
+            )
+        return jobs, out
+
+    def test_resumes_then_survives_a_line_shift(self, tmp_path: Path) -> None:
+        """Every item of the old journal is taken from it (no task made), its keyless rows are
+        renamed to content keys, and after lines move the next run still takes them all."""
+        jobs, out = self.copy(tmp_path)
+        journal = out / "journal.sqlite"
+        old = journal_rows(journal)
+        old_tasks = {task_id for _, task_id in old.values()}
+
+        status, printed, err = run_fast(jobs, out, "--no-download")
+        assert status == 0, printed + err
+        assert re.search(r"from an earlier run +5\n", printed)
+        assert set(task_of_line(out).values()) == old_tasks
+        renamed = journal_rows(journal)
+        assert {task_id for _, task_id in renamed.values()} == old_tasks
+        assert "named" in renamed
+        assert not (set(renamed) - {"named"}) & set(old)  # every keyless row has its content key now
+
+        lines = (jobs.read_text(encoding="utf-8")).splitlines()
+        write_jobs(jobs, ["", *reversed(lines)])
+        status, printed, err = run_fast(jobs, out, "--no-download")
+        assert status == 0, printed + err
+        assert re.search(r"from an earlier run +5\n", printed)
+        assert set(task_of_line(out).values()) == old_tasks
+        assert journal_rows(journal) == renamed

@@ -11,17 +11,15 @@ until its result is handed to the consumer, so memory stays flat however large t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import heapq
-import json
 import logging
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
+from typing import TYPE_CHECKING, Final, Self, TypeAlias
 
 import anyio
 import anyio.abc
@@ -29,6 +27,7 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _convert, _retry
+from ._batch_input import BatchInput, BatchItem, KeyMaker, canonical, position_key, read_item, request_hash
 from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Reference2Video, Task, TaskState
 from ._poll import Listener, Update
@@ -46,15 +45,11 @@ from .exceptions import (
 if TYPE_CHECKING:
     from ._client import ViduClient
 
-__all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "JournalLike", "request_hash", "request_key"]
+__all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "JournalLike"]
 
 logger: Final = logging.getLogger("vidu_async")
 #: Task ids named in the warning about a batch left early; ``Batch.unfinished`` has the rest.
 _LOGGED_IDS: Final = 20
-
-#: One input item: a request, a body in Vidu's JSON shape (an optional ``"key"`` names it), or ``(key, request)``.
-BatchItem: TypeAlias = Reference2Video | Mapping[str, Any] | tuple[str, Reference2Video | Mapping[str, Any]]
-BatchInput: TypeAlias = Iterable[BatchItem] | AsyncIterable[BatchItem]
 
 #: A journal, or the path of a SQLite journal the batch opens for its duration.
 JournalLike: TypeAlias = Journal | str | os.PathLike[str]
@@ -71,7 +66,9 @@ class BatchResult:
 
     Attributes:
         index: The item's position in the input (from 0).
-        key: The caller's key, or a stable hash of the request and its position.
+        key: The caller's key, or one made from the request's content (its hash, with an
+            occurrence number for the second and later copies of one request), so that the same
+            item keeps its key when others are inserted, deleted or reordered around it.
         request: The request, or ``None`` when the input item could not be read as one.
         task: The task as last seen (terminal unless ``error`` says otherwise), or ``None`` if none was made.
         error: Why the item did not succeed: ``TaskFailedError``, ``WaitTimeoutError``,
@@ -98,34 +95,6 @@ class BatchResult:
         return self.error is None and self.task is not None and self.task.state is TaskState.SUCCESS
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return "sha256:" + hashlib.sha256(value).hexdigest()
-    if isinstance(value, Path):
-        return "path:" + str(value)
-    if isinstance(value, Reference2Video) or attrs.has(type(value)):
-        return {a.name: _canonical(getattr(value, a.name)) for a in attrs.fields(type(value))}
-    if isinstance(value, tuple | list):
-        return [_canonical(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    return value
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(_canonical(value), sort_keys=True, ensure_ascii=False, default=str)
-
-
-def request_hash(request: Reference2Video) -> str:
-    """A hash of the request's content (files by path, bytes by their own hash)."""
-    return hashlib.sha256(_canonical_json(request).encode()).hexdigest()
-
-
-def request_key(request: Reference2Video, index: int) -> str:
-    """A stable key for an unnamed item: a hash of the request and its position."""
-    return hashlib.sha256(f"{index}:{_canonical_json(request)}".encode()).hexdigest()[:24]
-
-
 @attrs.define(eq=False)
 class _Item:
     index: int
@@ -144,6 +113,18 @@ class _Item:
     listener: Listener | None = None
     fingerprint: str | None = None
     entry: JournalEntry | None = None
+    #: The request's hash, once worked out (see :attr:`hash`).
+    known_hash: str | None = None
+    #: A keyless item's position, as journals written before content keys named it.
+    position: int | None = None
+
+    @property
+    def hash(self) -> str:
+        """The request's hash, worked out once."""
+        assert self.request is not None
+        if self.known_hash is None:
+            self.known_hash = request_hash(self.request)
+        return self.known_hash
 
 
 class Batch:
@@ -187,6 +168,7 @@ class Batch:
         self._stack = contextlib.AsyncExitStack()
         self._entries: dict[str, JournalEntry] = {}
         self._keys: dict[str, int] = {}  # with a journal: each key's item, see _check_key
+        self._key_maker = KeyMaker()
         self._group: anyio.abc.TaskGroup | None = None
         self._work = anyio.CancelScope()
         self._slots: anyio.CapacityLimiter | None = None
@@ -332,37 +314,15 @@ class Batch:
                 yield item
 
     def _read_item(self, index: int, raw: object) -> _Item:
-        """One input item as an _Item; anything unreadable (callers without a type checker pass
-        anything) becomes an item that fails with a clear error."""
-        key: str | None = None
-        body: object
-        if isinstance(raw, tuple) and len(raw) == 2:
-            key, body = str(raw[0]), raw[1]
-        else:
-            body = raw
-        if isinstance(body, Mapping) and not isinstance(body, Reference2Video):
-            if "key" in body:
-                key = str(body["key"])
-                body = {k: v for k, v in body.items() if k != "key"}
-            try:
-                request = _convert.request_from_json(body, what=f"batch item {index}")
-            except RequestValidationError as exc:
-                return _Item(index, key or f"item-{index}", None, invalid=exc)
-        elif isinstance(body, Reference2Video):
-            request = body
-        else:
-            error = RequestValidationError(
-                [
-                    Problem(
-                        "item",
-                        f"expected a Reference2Video, a JSON object or a (key, request) pair, got {type(raw).__name__}",
-                        "BadRequest",
-                    )
-                ],
-                subject=f"batch item {index}",
-            )
-            return _Item(index, key or f"item-{index}", None, invalid=error)
-        return _Item(index, key or request_key(request, index), request)
+        read = read_item(index, raw, self._key_maker)
+        return _Item(
+            index,
+            read.key,
+            read.request,
+            invalid=read.invalid,
+            known_hash=read.request_hash,
+            position=read.position,
+        )
 
     def _check_key(self, item: _Item) -> None:
         """With a journal a key names one item (its row): a later item with the same key is refused,
@@ -390,7 +350,7 @@ class Batch:
                 self.read = index
                 if self.journal is not None and item.invalid is None:
                     self._check_key(item)
-                entry = self._entries.pop(item.key, None)
+                entry = self._entry_of(item)
                 await self._slots.acquire_on_behalf_of(item)
                 self._holders[item.index] = item
                 self._running[item.index] = item
@@ -406,6 +366,20 @@ class Batch:
                     await submit.send(item)
         self._feeding = False
         self._maybe_close()
+
+    def _entry_of(self, item: _Item) -> JournalEntry | None:
+        """What the journal holds of ``item``: under its key, or for a keyless item under the
+        key a journal written before content keys gave it (renamed to the content key, so that
+        the item keeps its identity however the input changes from now on)."""
+        entry = self._entries.pop(item.key, None)
+        if entry is not None or item.position is None or not self._entries or item.request is None:
+            return entry
+        old_key = position_key(item.request, item.position)
+        entry = self._entries.pop(old_key, None)
+        if entry is None or self.journal is None:
+            return None
+        self.journal.rename_key(old_key, item.key)
+        return attrs.evolve(entry, key=item.key)
 
     async def _reserve_budget(self, item: _Item) -> bool:
         """Whether ``item``'s create fits in ``max_credits``; waits while creates in flight decide it.
@@ -451,7 +425,7 @@ class Batch:
     def _resume(self, item: _Item, entry: JournalEntry) -> bool:
         """Pick up an item an earlier run journaled; False when it must be submitted as new."""
         assert item.request is not None
-        if entry.request_hash and entry.request_hash != request_hash(item.request):
+        if entry.request_hash and entry.request_hash != item.hash:
             raise JournalError(
                 f"item {item.index} (key {item.key!r}) is not the request this journal recorded under that key:"
                 " a journal resumes the input it was written for; use a new journal for a changed input"
@@ -524,8 +498,8 @@ class Batch:
         await self.journal.record_intent(
             key=item.key,
             index=item.index,
-            request=_canonical(item.request),
-            request_hash=request_hash(item.request),
+            request=canonical(item.request),
+            request_hash=item.hash,
             fingerprint=item.fingerprint,
         )
 

@@ -137,6 +137,12 @@ UPDATE items SET task_id = ?1, credits = COALESCE(?2, credits),
 WHERE key = ?4
 """
 
+# A rename never overwrites: a key that has a row keeps it (the old row then stays as it was).
+_SQL_RENAME: Final = """
+UPDATE items SET key = ?1, updated_at = ?2
+WHERE key = ?3 AND NOT EXISTS (SELECT 1 FROM items WHERE key = ?1)
+"""
+
 _SQL_STATE: Final = "UPDATE items SET state = ?1, updated_at = ?2 WHERE key = ?3 AND finished = 0"
 
 # Back to "intent" (the POST may or may not have been sent): see SQLiteJournal.forget_unfinished_tasks.
@@ -310,6 +316,11 @@ class Journal(Protocol):
         """Queue a state change of an unfinished item."""
         ...
 
+    def rename_key(self, old_key: str, new_key: str) -> None:
+        """Queue renaming an item (an item a journal of an earlier release keyed by position
+        gets its content key); nothing happens when ``old_key`` has no row or ``new_key`` has one."""
+        ...
+
     def record_result(
         self,
         key: str,
@@ -352,10 +363,11 @@ class _Waiter:
 # Plain ints in tuples: a batch of a few thousand is built and applied per commit, so the queue
 # carries the cheapest shape that reads clearly.
 _INPUT: Final = 0
-_INTENT: Final = 1
-_SUBMITTED: Final = 2
-_STATE: Final = 3
-_RESULT: Final = 4
+_RENAME: Final = 1
+_INTENT: Final = 2
+_SUBMITTED: Final = 3
+_STATE: Final = 4
+_RESULT: Final = 5
 _BARRIER: Final = 9
 
 _Op = tuple[int, Any, "_Waiter | None"]
@@ -680,7 +692,14 @@ class SQLiteJournal:
         errors: dict[int, JournalError] = {}
         if self._failure is None:
             try:
-                errors = await anyio.to_thread.run_sync(self._apply_sync, batch, limiter=self._limiter)
+                try:
+                    errors = await anyio.to_thread.run_sync(self._apply_sync, batch, limiter=self._limiter)
+                except UnicodeEncodeError:
+                    # Text with a lone surrogate (a server's message, say) is not UTF-8, so SQLite
+                    # refused the batch (and rolled it back): store such text escaped, as JSON
+                    # writes it (\udXXX), rather than lose the batch and the journal with it.
+                    batch = [(kind, _escape_surrogates(args), waiter) for kind, args, waiter in batch]
+                    errors = await anyio.to_thread.run_sync(self._apply_sync, batch, limiter=self._limiter)
             except Exception as exc:  # sqlite3.Error above all; nothing may strand the waiters
                 self._failure = repr(exc)
                 logger.exception("journal %s: writing failed, nothing more is journaled", self.path)
@@ -758,6 +777,8 @@ class SQLiteJournal:
                 # Some keys had no row: insert those. Reversed, so that when one new key has
                 # two results in this group the later one is the row (the earlier is ignored).
                 conn.executemany(_SQL_RESULT_INSERT, reversed(rows))
+        elif kind == _RENAME:
+            conn.executemany(_SQL_RENAME, [(new, now, old) for _, (old, new) in members])
         elif kind == _INPUT:
             for position, input_id in members:
                 refusal = self._check_input(conn, input_id, where)
@@ -855,6 +876,14 @@ class SQLiteJournal:
             JournalError: The journal is closed or writing failed earlier.
         """
         self._enqueue((_STATE, (key, str(state)), None))
+
+    def rename_key(self, old_key: str, new_key: str) -> None:
+        """Queue renaming an item; see :meth:`Journal.rename_key`.
+
+        Raises:
+            JournalError: The journal is closed or writing failed earlier.
+        """
+        self._enqueue((_RENAME, (old_key, new_key), None))
 
     def record_result(
         self,
@@ -986,6 +1015,16 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _escape_surrogates(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8: a lone surrogate becomes the six characters
+    of its JSON escape, which is what it means inside the JSON columns and readable elsewhere."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, tuple):
+        return tuple(_escape_surrogates(v) for v in value)
+    return value
+
+
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     (key, idx, request, request_hash, fingerprint, task_id, state, credits, err_code, task, error) = row[:11]
     attempts, files, finished, created_at, updated_at = row[11:]
@@ -1012,7 +1051,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
 # The order an item's operations normally come in. Operations on different keys commute, so a
 # batch whose every key follows this order can be applied kind by kind (one executemany each)
 # with the same result as one by one.
-_KIND_ORDER: Final = (_INPUT, _INTENT, _SUBMITTED, _STATE, _RESULT)
+_KIND_ORDER: Final = (_INPUT, _RENAME, _INTENT, _SUBMITTED, _STATE, _RESULT)
 
 
 def _group_by_kind(batch: list[_Op]) -> dict[int, list[tuple[int, Any]]] | None:
@@ -1023,9 +1062,10 @@ def _group_by_kind(batch: list[_Op]) -> dict[int, list[tuple[int, Any]]] | None:
         if kind == _BARRIER:
             continue
         if kind != _INPUT:
-            key: str = args[0]
-            if last_kind.get(key, kind) > kind:
-                return None
-            last_kind[key] = kind
+            # A rename touches two keys: the later operations of the new one follow it.
+            for key in args[:2] if kind == _RENAME else args[:1]:
+                if last_kind.get(key, kind) > kind:
+                    return None
+                last_kind[key] = kind
         groups[kind].append((position, args))
     return {kind: members for kind, members in groups.items() if members}

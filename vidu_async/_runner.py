@@ -27,11 +27,11 @@ import anyio
 import attrs
 
 from . import _convert
-from ._batch import BatchResult, request_key
+from ._batch import BatchResult
+from ._batch_input import JobItem, key_problem
 from ._client import ViduClient
 from ._download import safe_name
 from ._journal import SQLiteJournal
-from ._models import Reference2Video
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError
 
@@ -108,8 +108,9 @@ def _count_inputs(path: Path) -> int:
         return sum(1 for raw in handle if raw.strip())
 
 
-def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> tuple[str, Reference2Video] | _BadLine:
-    """One job line: ``(key, request)``, or what is wrong with it."""
+def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem | _BadLine:
+    """One job line as a batch item (a line without a key is named by its content), or what is
+    wrong with it."""
     raw = raw.rstrip(b"\r\n")  # the line's end is not part of its JSON (nor of an error's column)
     # A byte order mark is not part of the line either: some Windows editors start a file with
     # one, and files joined with cat carry theirs along.
@@ -126,14 +127,15 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> tuple[str
         return _BadLine(line, None, f"{name}:{line}: invalid JSON: nested too deeply")
     if not isinstance(body, dict):
         return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {_json_type(body)}")
-    raw_key = body.pop("key", None)
-    key = None if raw_key is None else str(raw_key)
+    key = body.pop("key", None)
+    if key is not None and (problem := key_problem(key)) is not None:
+        return _BadLine(line, None, f"{name}:{line}: invalid key: {problem}")
     try:
         request = _convert.request_from_json(body, what="request", media_root=media_root)
     except RequestValidationError as exc:
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
-    return (key if key is not None else request_key(request, line)), request
+    return JobItem(request, key, line)
 
 
 def _json_type(value: object) -> str:
@@ -266,7 +268,7 @@ async def _run_with_journal(
              "err_code": "", "credits": None, "files": [], "error": bad.error, "attempts": 0}
         )  # fmt: skip
 
-    async def requests() -> AsyncIterator[tuple[str, Reference2Video]]:
+    async def requests() -> AsyncIterator[JobItem]:
         index = 0
         name = options.jobs.name
         # Bytes, split on b"\n" only: a line that is not UTF-8 is one bad line (not the end of the
@@ -286,16 +288,17 @@ async def _run_with_journal(
                     if isinstance(parsed, _BadLine):
                         await record_bad(parsed)
                         continue
-                    key, request = parsed
-                    if key in seen_keys:
-                        await record_bad(
-                            _BadLine(line, key, f"{name}:{line}: key {key!r} is used by an earlier line")
-                        )
-                        continue
-                    seen_keys.add(key)
+                    key = parsed.key
+                    if key is not None:  # a keyless line is named by its content: never twice
+                        if key in seen_keys:
+                            await record_bad(
+                                _BadLine(line, key, f"{name}:{line}: key {key!r} is used by an earlier line")
+                            )
+                            continue
+                        seen_keys.add(key)
                     lines_of[index] = line
                     index += 1
-                    yield key, request
+                    yield parsed
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(handle.close)
