@@ -177,6 +177,23 @@ class TestSize:
         assert sum(reads) == 65
 
 
+class TestBodySize:
+    """The body actually built is measured before it is sent, whatever the estimate made of it."""
+
+    def test_body_the_estimate_underrates_is_refused_before_sending(self) -> None:
+        """Control characters take six bytes each in JSON (the estimate counts one): the built body is checked."""
+        request = vidu.Reference2Video(
+            model="viduq2",
+            images=["https://example.com/ming.png"],
+            prompt="A cook.",
+            meta_data="\x01" * (4 * MIB),
+        )
+        with pytest.raises(RequestValidationError) as caught:
+            _media.encode_body(request)
+        assert caught.value.fields == ("body",)
+        assert "at most 20 MB" in str(caught.value)
+
+
 class TestCancellation:
     """The event loop never waits on a file: cancelling a submit (Ctrl-C) returns at once."""
 

@@ -11,7 +11,7 @@ import attrs
 import pytest
 from test_sniff import data_uri, make_jpeg, make_mov, make_mp4, make_png, make_webp_vp8l
 
-from vidu_async import _rules
+from vidu_async import _rules, _validate
 from vidu_async._models import (
     Creation,
     CreditPackage,
@@ -550,6 +550,46 @@ class TestScalars:
         """The payload holds at most 1,048,576 characters."""
         assert Reference2Video(**flat_call(payload="p" * _rules.MAX_PAYLOAD_CHARS)).payload
         assert "payload" in rejected(**flat_call(payload="p" * (_rules.MAX_PAYLOAD_CHARS + 1))).fields
+
+    def test_large_meta_data_that_fits_is_accepted(self) -> None:
+        """The docs give ``meta_data`` no limit of its own: 10 MB that fit in the body are the service's to judge."""
+        meta = '{"Label":"' + "x" * (10 * MIB) + '"}'
+        assert Reference2Video(**flat_call(meta_data=meta)).meta_data == meta
+
+    def test_meta_data_that_cannot_fit_in_the_body(self) -> None:
+        """``meta_data`` larger than a whole body is a problem on ``meta_data`` itself, saying why."""
+        error = rejected(**flat_call(meta_data="x" * (20 * MIB + 1)))
+        message = problem(error, "meta_data").message
+        assert "20.0 MB" in message
+        assert "no limit of its own" in message
+        assert "body" in error.fields
+
+    @pytest.mark.parametrize("field", ["meta_data", "payload", "prompt"])
+    def test_body_estimate_counts_text_fields_as_json(self, field: str) -> None:
+        """Quotes, backslashes and line breaks take two bytes each in the JSON body, and the estimate counts them."""
+        text = '"\\\n' * 64
+        plain = _validate.estimated_body_size(Reference2Video(**flat_call(**{field: "x" * len(text)})))
+        escaped = _validate.estimated_body_size(Reference2Video(**flat_call(**{field: text})))
+        assert escaped - plain == len(text)
+
+    def test_escaped_meta_data_over_the_body_is_caught_when_constructed(self) -> None:
+        """11 MiB of quotes are 22 MiB of JSON: over the 20 MB body, and said so before anything is read."""
+        error = rejected(**flat_call(meta_data='"' * (11 * MIB)))
+        assert "body" in error.fields
+
+    def test_body_estimate_counts_every_text_field(self) -> None:
+        """URLs, voice ids and subject fields count towards the body too, not only prompt, payload and meta_data."""
+        small = Reference2Video(**subject_call())
+        big = Reference2Video(
+            **subject_call(
+                subjects=[Subject(name="Ming", images=[URL], voice_id="v" * 1000, server_id="s" * 1000)],
+                callback_url="https://example.com/" + "c" * 1000,
+                wm_url="https://example.com/" + "w" * 1000,
+                voice_id="v" * 1000,
+            )
+        )
+        grown = _validate.estimated_body_size(big) - _validate.estimated_body_size(small)
+        assert grown >= 5000
 
     @pytest.mark.parametrize("field", ["callback_url", "wm_url"])
     @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from . import _models, _rules, _sniff
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_request",
     "estimated_body_size",
+    "json_text_size",
     "media_bytes_problems",
     "megabytes",
     "request_problems",
@@ -347,6 +348,18 @@ def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Proble
     seed = request.seed
     if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= _rules.MAX_SEED:
         out.append(Problem("seed", f"must be between 0 and {_rules.MAX_SEED}, got {seed}"))
+    # The docs give meta_data no limit of its own (vidu-api.md §2.2): only one that cannot fit in
+    # a body at all is refused here; the service judges the rest.
+    if isinstance(request.meta_data, str):
+        size = json_text_size(request.meta_data)
+        if size > _rules.MAX_BODY_BYTES:
+            out.append(
+                Problem(
+                    "meta_data",
+                    f"is {megabytes(size)} as JSON text, more than a whole request body may be"
+                    f" ({megabytes(_rules.MAX_BODY_BYTES)}); the docs give meta_data no limit of its own",
+                )
+            )
     if isinstance(request.payload, str) and len(request.payload) > _rules.MAX_PAYLOAD_CHARS:
         out.append(
             Problem(
@@ -513,13 +526,41 @@ def _check_body_size(request: Any, out: list[Problem]) -> None:
         )
 
 
+def json_text_size(text: str) -> int:
+    """About how many bytes ``text`` takes as a JSON string in a body: UTF-8, quoted, with the
+    escapes of quotes, backslashes and line breaks counted (other control characters, rare, are not)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    for escaped in _ESCAPED:
+        size += text.count(escaped)
+    return size + 2
+
+
+_ESCAPED: Final = ('"', "\\", "\n", "\r", "\t")
+#: The request's plain text fields, counted in the body estimate.
+_TEXT_FIELDS: Final = ("model", "prompt", *_STR_FIELDS)
+_SUBJECT_TEXT_FIELDS: Final = ("name", "id", "voice_id", "server_id")
+
+
 def estimated_body_size(request: Reference2Video) -> int:
-    """The JSON body size of ``request``, counting bytes media as base64 and files as nothing."""
+    """The JSON body size of ``request``, counting bytes media as base64 and files as nothing.
+
+    Every text field counts, as JSON text (:func:`json_text_size`), with room for its name;
+    the body actually built is measured again before it is sent (``_media.encode_body``).
+    """
+    r: Any = request
     total = 512
-    for value in (request.prompt, request.payload, request.meta_data):
+    for name in _TEXT_FIELDS:
+        value = getattr(r, name)
         if isinstance(value, str):
-            total += len(value.encode("utf-8", "surrogatepass")) + 16
-    for item in request.media_values():
+            total += json_text_size(value) + 16
+    subjects = r.subjects if isinstance(r.subjects, tuple) else ()
+    for subject in subjects:
+        for name in _SUBJECT_TEXT_FIELDS:
+            value = getattr(subject, name, None)
+            if isinstance(value, str):
+                total += json_text_size(value) + 16
+    sounds = r.sounds if isinstance(r.sounds, tuple) else ()
+    for item in (*request.media_values(), *sounds):
         if isinstance(item, str):
             total += len(item) + 4
         elif isinstance(item, bytes):
