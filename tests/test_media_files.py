@@ -24,6 +24,7 @@ from test_sniff import make_png
 
 import vidu_async as vidu
 from vidu_async import _media, _rules
+from vidu_async._convert import request_from_json
 from vidu_async.exceptions import RequestValidationError
 
 MIB = 1024 * 1024
@@ -245,6 +246,64 @@ class TestThroughTheClient:
         assert "ming.png" in text
 
 
+# --- media strings in a job file ------------------------------------------------------------------
+
+
+class TestJobFileMedia:
+    """In a job file (``request_from_json`` with a media root) a string is a URL, a data URI or a local file."""
+
+    def test_other_url_schemes_are_refused_not_read_as_files(self, tmp_path: Path) -> None:
+        """``ftp://`` and ``s3://`` are URLs Vidu cannot fetch: refused naming the field, never a local path."""
+        body = {
+            "model": "viduq3",
+            "subjects": [{"name": "Ming", "images": ["ftp://example.com/ming.png"]}],
+            "prompt": "@Ming cooks.",
+        }
+        with pytest.raises(RequestValidationError) as caught:
+            request_from_json(body, what="line 3", media_root=tmp_path)
+        assert caught.value.fields == ("subjects[0].images[0]",)
+        assert "unsupported URL scheme 'ftp'" in str(caught.value)
+        body = {
+            "model": "viduq2",
+            "images": ["https://example.com/a.png", "s3://b/c.png"],
+            "prompt": "A cook.",
+        }
+        with pytest.raises(RequestValidationError) as caught:
+            request_from_json(body, media_root=tmp_path)
+        assert caught.value.fields == ("images[1]",)
+        assert "unsupported URL scheme 's3'" in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("item", "expected"),
+        [
+            ("ming.png", "{root}/ming.png"),
+            ("shots/ming.png", "{root}/shots/ming.png"),
+            ("file://ming.png", "{root}/ming.png"),
+            ("file:ming.png", "{root}/ming.png"),
+            ("file:///srv/media/ming.png", "/srv/media/ming.png"),
+            ("FILE://ming.png", "{root}/ming.png"),
+        ],
+    )
+    def test_local_files(self, tmp_path: Path, item: str, expected: str) -> None:
+        """A string without a scheme, or a file: URL, is a file under the media root (absolute stays absolute)."""
+        body = {"model": "viduq2", "images": [item], "prompt": "A cook."}
+        (image,) = request_from_json(body, media_root=tmp_path).images
+        assert image == Path(expected.format(root=tmp_path))
+
+    @pytest.mark.parametrize(
+        "item", ["https://example.com/a.png", "HTTPS://EXAMPLE.COM/A.PNG", "Http://example.com/a.png"]
+    )
+    def test_urls_in_any_case_stay_urls(self, tmp_path: Path, item: str) -> None:
+        """Schemes are case-insensitive: ``HTTPS://`` is a URL, not a file named that under the media root."""
+        body = {"model": "viduq2", "images": [item], "prompt": "A cook."}
+        assert request_from_json(body, media_root=tmp_path).images == (item,)
+
+    def test_data_uri_in_any_case_stays_a_data_uri(self, tmp_path: Path) -> None:
+        uri = "DATA:image/png;base64," + base64.b64encode(make_png(256, 256)).decode()
+        body = {"model": "viduq2", "images": [uri], "prompt": "A cook."}
+        assert request_from_json(body, media_root=tmp_path).images == (uri,)
+
+
 # --- the emulator refuses what the SDK refuses -----------------------------------------------------
 
 
@@ -266,6 +325,12 @@ class TestEmulatorAgrees:
 
     async def test_invalid_base64(self) -> None:
         body = {"model": "viduq2", "images": ["data:image/png;base64,iVBOR!!!"], "prompt": "A cook."}
+        status, answer = await create_raw(json.dumps(body).encode())
+        assert (status, answer["reason"]) == (400, "FieldInvalid")
+        assert "images[0]" in answer["message"]
+
+    async def test_unsupported_url_scheme(self) -> None:
+        body = {"model": "viduq2", "images": ["ftp://example.com/a.png"], "prompt": "A cook."}
         status, answer = await create_raw(json.dumps(body).encode())
         assert (status, answer["reason"]) == (400, "FieldInvalid")
         assert "images[0]" in answer["message"]

@@ -617,6 +617,42 @@ class TestMediaStrings:
         error = rejected(**flat_call(images=["ming.png"]))
         assert "pass a pathlib.Path" in problem(error, "images[0]").message
 
+    @pytest.mark.parametrize(
+        ("uri", "scheme"),
+        [
+            ("ftp://example.com/ming.png", "ftp"),
+            ("s3://bucket/ming.png", "s3"),
+            ("gs://bucket/ming.png", "gs"),
+            ("FTP://EXAMPLE.COM/MING.PNG", "ftp"),
+            ("mailto:ming@example.com", "mailto"),
+            ("file:///home/ming/ming.png", "file"),
+        ],
+    )
+    def test_unsupported_url_scheme(self, uri: str, scheme: str) -> None:
+        """A URL Vidu cannot fetch is refused naming its scheme, not taken for anything else."""
+        message = problem(rejected(**flat_call(images=[URL, uri])), "images[1]").message
+        assert f"unsupported URL scheme {scheme!r}" in message
+
+    def test_file_url_points_at_path(self) -> None:
+        """A file: URL is a local file, which the Python API takes as a Path."""
+        message = problem(rejected(**flat_call(images=["file:///tmp/ming.png"])), "images[0]").message
+        assert "pathlib.Path" in message
+
+    def test_unsupported_url_scheme_in_a_subject_video(self) -> None:
+        """Subjects' images and videos are named with the subject."""
+        s = Subject(name="Ming", images=[URL], videos=["s3://bucket/motion.mp4"])
+        error = rejected(model="viduq2-pro", subjects=[s], prompt="@Ming waves.")
+        message = problem(error, "subjects[0].videos[0]").message
+        assert "unsupported URL scheme 's3'" in message
+        assert "(subject 'Ming')" in message
+
+    @pytest.mark.parametrize("item", ["C:/pictures/ming.png", "ming.png", "https:ming.png"])
+    def test_not_a_url_scheme(self, item: str) -> None:
+        """A drive letter, a bare name or a broken http(s) URL keep the plain message."""
+        message = problem(rejected(**flat_call(images=[item])), "images[0]").message
+        assert "expected an http(s) URL or a data URI" in message
+        assert "scheme" not in message
+
     def test_path_with_nul_refused(self) -> None:
         """A ``Path`` holding a NUL names no file anywhere: refused at construction, not when read."""
         error = rejected(**flat_call(images=[Path("ming\0.png")]))

@@ -23,7 +23,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-from . import _sniff
+from . import _sniff, _validate
 from ._models import (
     Creation,
     CreditPackage,
@@ -455,10 +455,26 @@ _LIST_FIELDS: Final = frozenset({"subjects", "images", "videos", "sounds"})
 
 
 def _media_item(item: str, media_root: Path | None) -> str | Path:
-    """A media string, or with ``media_root`` a local file for what is not a URL or data URI."""
-    if media_root is None or item.startswith(("http://", "https://", "data:")):
+    """A media string, or with ``media_root`` a local file: a string with no URL scheme, or a
+    ``file:`` URL (``file://ming.png`` under the root, ``file:///srv/ming.png`` absolute).
+
+    Any other URL stays a string, for validation to take (``http(s)``, ``data:``) or to refuse
+    naming its scheme (``ftp://``, ``s3://``): it is never read as a local path.
+    """
+    if media_root is None:
         return item
-    return media_root / item.removeprefix("file://")
+    scheme = _validate.url_scheme(item)
+    if scheme is None:
+        return media_root / item
+    if scheme == "file":
+        return media_root / _file_url_path(item)
+    return item
+
+
+def _file_url_path(item: str) -> str:
+    """The path of a ``file:`` URL, as written (``file:x``, ``file://x``, ``file:///abs/x``)."""
+    rest = item[len("file:") :]
+    return rest[2:] if rest.startswith("//") else rest
 
 
 def request_from_json(

@@ -25,6 +25,7 @@ __all__ = [
     "media_bytes_problems",
     "megabytes",
     "request_problems",
+    "url_scheme",
     "where_label",
 ]
 
@@ -41,6 +42,8 @@ _ASPECT = re.compile(r"^[1-9]\d*:[1-9]\d*$")
 # Standard base64 with its padding (the length is checked apart); one pass, nothing copied.
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=]")
+# A URL scheme (RFC 3986) of two characters or more: "C:/x.png" is a Windows drive, not a scheme.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+):")
 
 
 def check_request(request: Reference2Video) -> None:
@@ -429,6 +432,15 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
     if _is_http_url(item):
         return []
     data_uri = _sniff.parse_data_uri(item)
+    scheme = url_scheme(item) if data_uri is None else None
+    if scheme is not None and scheme not in ("http", "https"):
+        hint = " (to send a local file, pass a pathlib.Path)" if scheme == "file" else ""
+        return [
+            Problem(
+                where,
+                f"unsupported URL scheme {scheme!r}{label}: Vidu takes http(s) URLs and base64 data URIs{hint}",
+            )
+        ]
     if data_uri is None:
         shown = item if len(item) <= 60 else item[:57] + "..."
         return [
@@ -457,6 +469,15 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
         if info is not None and info.kind == "image":
             problems.extend(_image_size_problems(info, where, label))
     return problems
+
+
+def url_scheme(item: str) -> str | None:
+    """The URL scheme ``item`` starts with, lower-cased (``ftp``, ``data``...), or ``None``.
+
+    One letter before the colon is a Windows drive (``C:/x.png``), not a scheme.
+    """
+    match = _SCHEME.match(item)
+    return match.group(1).lower() if match is not None else None
 
 
 def _base64_error(text: str, start: int) -> str | None:
