@@ -837,3 +837,76 @@ class TestJournalOfRelease010:
         assert re.search(r"from an earlier run +5\n", printed)
         assert set(task_of_line(out).values()) == old_tasks
         assert journal_rows(journal) == renamed
+
+
+class TestHostileText:
+    """What a key, a prompt or a server writes is printed escaped: it never forges a line."""
+
+    FORGED: Final = "k\x1b[2K\r[99/99] ok   line 9 key=forged\n[99/99] ok\u202e"
+
+    def test_plain_output(self, tmp_path: Path) -> None:
+        """A key holding escape sequences, a carriage return and a line break prints as one line
+        with them escaped (it printed a fake '[99/99] ok' line before)."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(1, key=self.FORGED))])
+        status, printed, err = run_fast(jobs, tmp_path / "out")
+        assert status == 0, err
+        assert "\x1b" not in printed
+        assert "\r" not in printed
+        assert "\u202e" not in printed
+        assert not any(line.startswith("[99/99]") for line in printed.splitlines())
+        assert "key=k\\u001b[2K\\u000d[99/99] ok   line 9 key=forged\\u000a[99/99] ok\\u202e" in printed
+        assert results(tmp_path / "out")[0]["key"] == self.FORGED  # the file keeps it as it is
+
+    def test_rich_output(self) -> None:
+        """On a terminal, rich markup in a line is shown as text, and controls escaped."""
+        buffer = io.StringIO()
+        display = RichDisplay(Tally(total=1), buffer)
+        display.problem("line 1 key=[bold red]x[/] \x1b[31m")
+        shown = buffer.getvalue()
+        assert "[bold red]x[/]" in shown
+        assert "\\u001b[31m" in shown
+        assert "\x1b[31m" not in shown.replace("\x1b[31mFAIL", "")
+
+    def test_task_status_from_a_hostile_server(self) -> None:
+        """``status`` prints a task's fields escaped, whatever the server put in them."""
+        from vidu_async.cli import _print_task
+
+        task = vidu.Task(
+            id="1\x1b[2J",
+            state=vidu.TaskState.SUCCESS,
+            raw_state="success\n[1/1] ok",
+            creations=(vidu.Creation(id="c", url="https://x.example/\r\x1b]8;;evil\x07"),),
+        )
+        out = io.StringIO()
+        _print_task(task, out, as_json=False)
+        lines = out.getvalue().splitlines()
+        assert lines == [
+            "1\\u001b[2J  success\\u000a[1/1] ok",
+            "  video c: https://x.example/\\u000d\\u001b]8;;evil\\u0007",
+        ]
+
+
+class TestFullDisk:
+    """A full disk is one line of output, as every other error (it printed a 20-line traceback)."""
+
+    def test_journal_cannot_write(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(job(n)) for n in range(6)])
+        apply = vidu.SQLiteJournal._apply_sync
+        commits = 0
+
+        def full_after_two(self: vidu.SQLiteJournal, batch: Any) -> Any:
+            nonlocal commits
+            commits += 1
+            if commits > 2:
+                raise sqlite3.OperationalError("database or disk is full")
+            return apply(self, batch)
+
+        monkeypatch.setattr(vidu.SQLiteJournal, "_apply_sync", full_after_two)
+        status, _, err = run_fast(jobs, tmp_path / "out")
+        assert status == 2
+        assert "Traceback" not in err
+        lines = err.splitlines()
+        assert lines[-1].startswith("error: writing to the journal failed earlier: database or disk is full")
+        assert all(line.startswith(("warning: ", "error: ")) for line in lines), err
+        assert "warning: journal " in err
+        assert "writing failed, nothing more is journaled: database or disk is full" in err

@@ -701,7 +701,7 @@ class SQLiteJournal:
                     batch = [(kind, _escape_surrogates(args), waiter) for kind, args, waiter in batch]
                     errors = await anyio.to_thread.run_sync(self._apply_sync, batch, limiter=self._limiter)
             except Exception as exc:  # sqlite3.Error above all; nothing may strand the waiters
-                self._failure = repr(exc)
+                self._failure = str(exc) or type(exc).__name__
                 logger.exception("journal %s: writing failed, nothing more is journaled", self.path)
         # Waiters are released only now, after COMMIT returned: what they were promised is on disk.
         # A waiter's error stays None unless its operation was refused or the commit failed.

@@ -6,18 +6,42 @@ The counting (:class:`Tally`) is pure; the two displays only render it. rich is 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 import attrs
 
 from ._events import Event, StateChangeEvent
 from ._models import TaskState
 
-__all__ = ["Display", "PlainDisplay", "RichDisplay", "Tally", "make_display"]
+__all__ = ["Display", "PlainDisplay", "RichDisplay", "Tally", "make_display", "printable"]
+
+# What must never reach a terminal as it is: C0 and C1 controls (escape sequences, carriage
+# returns, line breaks), DEL, the Unicode line and paragraph separators, the bidirectional
+# overrides (which reorder what is shown), and lone surrogates (which cannot even be encoded).
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_UNSAFE_BUT_NEWLINE: Final = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """``text`` safe to print: every control character (and the like) as a ``\\uXXXX`` escape, so a
+    key, a prompt or a server's message can never move the cursor, recolour the terminal or forge
+    a line of output. With ``newlines=True`` the line breaks are kept (the SDK's own multi-line
+    messages), everything else is escaped the same way. Inside a JSON string the escapes are JSON's
+    own, so JSON text stays valid JSON."""
+    return (_UNSAFE_BUT_NEWLINE if newlines else _UNSAFE).sub(_escape, text)
 
 
 @attrs.define
@@ -131,6 +155,9 @@ class PlainDisplay:
         total = self._tally.total
         print(f"run: {total if total is not None else '?'} inputs", file=self._out, flush=True)
 
+    def _print(self, text: str) -> None:
+        print(printable(text), file=self._out, flush=True)
+
     def stop(self) -> None:
         return None
 
@@ -139,18 +166,18 @@ class PlainDisplay:
         return f"[{self._tally.done}/{total if total is not None else '?'}]"
 
     def result(self, line: str, *, ok: bool) -> None:
-        print(f"{self._prefix()} {'ok  ' if ok else 'FAIL'} {line}", file=self._out, flush=True)
+        self._print(f"{self._prefix()} {'ok  ' if ok else 'FAIL'} {line}")
 
     def problem(self, line: str) -> None:
-        print(f"{self._prefix()} FAIL {line}", file=self._out, flush=True)
+        self._print(f"{self._prefix()} FAIL {line}")
 
     def note(self, line: str) -> None:
-        print(f"note: {line}", file=self._out, flush=True)
+        self._print(f"note: {line}")
 
     def summary(self, rows: list[tuple[str, str]]) -> None:
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
-            print(f"{name.ljust(width)}  {value}", file=self._out)
+            self._print(f"{name.ljust(width)}  {value}")
 
 
 class RichDisplay:
@@ -193,24 +220,31 @@ class RichDisplay:
     def stop(self) -> None:
         self._live.stop()
 
+    def _print(self, label: str, style: str, line: str) -> None:
+        from rich.text import Text
+
+        # A Text, not a string: what a key or a server wrote is never read as rich markup.
+        self._console.print(Text.assemble((label, style), " ", printable(line)), highlight=False)
+
     def result(self, line: str, *, ok: bool) -> None:
         if not ok:
-            self._console.print(f"[red]FAIL[/] {line}", highlight=False, markup=True)
+            self._print("FAIL", "red", line)
 
     def problem(self, line: str) -> None:
-        self._console.print(f"[red]FAIL[/] {line}", highlight=False)
+        self._print("FAIL", "red", line)
 
     def note(self, line: str) -> None:
-        self._console.print(f"[yellow]note[/] {line}", highlight=False)
+        self._print("note", "yellow", line)
 
     def summary(self, rows: list[tuple[str, str]]) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="summary", show_header=False)
         table.add_column(style="bold")
         table.add_column()
         for name, value in rows:
-            table.add_row(name, value)
+            table.add_row(Text(printable(name)), Text(printable(value)))
         self._console.print(table)
 
 

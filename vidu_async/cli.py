@@ -27,6 +27,7 @@ import anyio
 from . import _convert
 from ._client import ViduClient, given_api_key
 from ._models import Credits, Task, TaskState
+from ._progress import printable
 from ._version import __version__
 from .exceptions import (
     APIError,
@@ -83,11 +84,13 @@ def _print_task(task: Task, out: TextIO, *, as_json: bool) -> None:
         line += f"  err_code={task.err_code}"
     if task.credits is not None:
         line += f"  credits={task.credits}"
-    print(line, file=out)
+    lines = [line]
     for creation in task.creations:
-        print(f"  video {creation.id}: {creation.url}", file=out)
+        lines.append(f"  video {creation.id}: {creation.url}")
         if creation.cover_url:
-            print(f"  cover {creation.id}: {creation.cover_url}", file=out)
+            lines.append(f"  cover {creation.id}: {creation.cover_url}")
+    for text in lines:  # the server's text, each line escaped: it never forges one of ours
+        print(printable(text), file=out)
 
 
 def _print_credits(credits: Credits, out: TextIO, *, as_json: bool) -> None:
@@ -106,9 +109,11 @@ def _print_credits(credits: Credits, out: TextIO, *, as_json: bool) -> None:
         return
     for row in rows:
         print(
-            f"{row['type'] or '-'}: {row['credit_remain']} credits, "
-            f"concurrency {row['current_concurrency']}/{row['concurrency_limit']}, "
-            f"{row['queue_count']} queued",
+            printable(
+                f"{row['type'] or '-'}: {row['credit_remain']} credits, "
+                f"concurrency {row['current_concurrency']}/{row['concurrency_limit']}, "
+                f"{row['queue_count']} queued"
+            ),
             file=out,
         )
 
@@ -514,6 +519,9 @@ def _first_error(exc: BaseException) -> tuple[BaseException, int]:
 def _error_line(exc: BaseException) -> tuple[str, int]:
     exc, others = _first_error(exc)
     message, status = _error_status(exc)
+    # Only the validation error's own lines (a problem per line) break; anything else, a
+    # server's message above all, is one line with its control characters escaped.
+    message = printable(message, newlines=isinstance(exc, RequestValidationError | CommandError))
     if others:
         message += f" (and {others} more error{'s' if others > 1 else ''}; --debug shows them)"
     return message, status
@@ -543,9 +551,17 @@ class _WarningLines(logging.Handler):
     def __init__(self, err: TextIO) -> None:
         super().__init__(logging.WARNING)
         self._err = None if err is sys.stderr else err
-        self.setFormatter(logging.Formatter("warning: %(message)s"))
         # The batch's warnings are of items left unfinished, which run reports in its own summary.
         self.addFilter(lambda record: record.module != "_batch" or record.levelno >= logging.ERROR)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line: the message and, for a logged exception, what it said (the traceback is
+        for ``--debug``)."""
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            message += f": {str(exc) or type(exc).__name__}"
+        return "warning: " + printable(message)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
