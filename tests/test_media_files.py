@@ -329,6 +329,13 @@ class TestEmulatorAgrees:
         assert (status, answer["reason"]) == (400, "FieldInvalid")
         assert "images[0]" in answer["message"]
 
+    async def test_lone_surrogate(self) -> None:
+        """The JSON escape of a lone surrogate decodes to text no UTF-8 holds: refused, as the SDK refuses it."""
+        body = b'{"model": "viduq2", "images": ["https://example.com/a.png"], "prompt": "A \\ud800 cook."}'
+        status, answer = await create_raw(body)
+        assert (status, answer["reason"]) == (400, "FieldInvalid")
+        assert "prompt" in answer["message"]
+
     async def test_unsupported_url_scheme(self) -> None:
         body = {"model": "viduq2", "images": ["ftp://example.com/a.png"], "prompt": "A cook."}
         status, answer = await create_raw(json.dumps(body).encode())

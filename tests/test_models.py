@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from test_sniff import data_uri, make_jpeg, make_mov, make_mp4, make_png, make_webp_vp8l
 
 from vidu_async import _rules, _validate
+from vidu_async._convert import request_from_json
 from vidu_async._models import (
     Creation,
     CreditPackage,
@@ -607,6 +609,51 @@ class TestScalars:
             **flat_call(callback_url="http://127.0.0.1:8080/cb?x=1", wm_url="https://w/m.png")
         )
         assert request.callback_url == "http://127.0.0.1:8080/cb?x=1"
+
+
+class TestUnicode:
+    """Text that cannot be encoded as UTF-8 (a lone surrogate, as JSON's "\\ud800" decodes) cannot be sent."""
+
+    LONE = "cook \ud800 hot pot"
+
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            ({"prompt": LONE}, "prompt"),
+            ({"model": "viduq2\udfff"}, "model"),
+            ({"payload": LONE}, "payload"),
+            ({"meta_data": '{"Label": "\udc80"}'}, "meta_data"),
+            ({"voice_id": LONE}, "voice_id"),
+            ({"callback_url": "https://example.com/cb/\ud800"}, "callback_url"),
+            ({"wm_url": "https://example.com/\ud800.png"}, "wm_url"),
+            ({"images": ["https://example.com/\ud800.png"]}, "images[0]"),
+            ({"sounds": ["https://example.com/\ud800.mp3"]}, "sounds[0]"),
+        ],
+    )
+    def test_lone_surrogate_is_a_problem_on_its_field(self, changes: dict[str, Any], field: str) -> None:
+        message = problem(rejected(**flat_call(**changes)), field).message
+        assert "is not valid Unicode text (lone surrogate" in message
+
+    @pytest.mark.parametrize("name", ["name", "voice_id", "server_id"])
+    def test_subject_fields(self, name: str) -> None:
+        fields = {"name": "Ming", "images": [URL], name: "Mi\ud800ng"}
+        prompt = "@Mi\ud800ng cooks." if name == "name" else "@Ming cooks."
+        error = rejected(model="viduq3", subjects=[Subject(**fields)], prompt=prompt)
+        assert "is not valid Unicode text (lone surrogate" in problem(error, f"subjects[0].{name}").message
+
+    def test_from_json_escape(self) -> None:
+        """The JSON escape ``\\ud800`` read from a job line is refused naming the field, not a crash later."""
+        body = json.loads(
+            '{"model": "viduq2", "images": ["https://x.test/a.png"], "prompt": "A \\ud800 cook."}'
+        )
+        with pytest.raises(RequestValidationError) as caught:
+            request_from_json(body)
+        assert caught.value.fields == ("prompt",)
+
+    def test_surrogate_pair_is_fine(self) -> None:
+        """A proper pair (an emoji escaped in JSON) decodes to one character and is accepted."""
+        prompt = json.loads('"A cook \\ud83d\\ude00."')
+        assert Reference2Video(**flat_call(prompt=prompt)).prompt == "A cook \U0001f600."
 
 
 class TestMediaStrings:

@@ -42,6 +42,8 @@ _ASPECT = re.compile(r"^[1-9]\d*:[1-9]\d*$")
 # Standard base64 with its padding (the length is checked apart); one pass, nothing copied.
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=]")
+# A UTF-16 surrogate code point on its own (JSON's "\ud800" decodes to one): no UTF-8 encodes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # A URL scheme (RFC 3986) of two characters or more: "C:/x.png" is a Windows drive, not a scheme.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+):")
 
@@ -62,6 +64,7 @@ def request_problems(request: Reference2Video) -> list[Problem]:
     out: list[Problem] = []
     r: Any = request
     _check_types(r, out)
+    _check_text(r, out)
     rule = _rules.MODEL_RULES.get(r.model) if isinstance(r.model, str) else None
     _check_prompt(r, out)
     _check_shape(r, rule, out)
@@ -119,6 +122,34 @@ def _check_types(request: Any, out: list[Problem]) -> None:
         for i, sound in enumerate(request.sounds):
             if not isinstance(sound, str):
                 out.append(Problem(f"sounds[{i}]", f"expected a URL string, got {_type_name(sound)}"))
+
+
+def _unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as UTF-8 text, or ``None``; quick for ASCII (most values)."""
+    if value.isascii():
+        return None
+    found = _SURROGATE.search(value)
+    if found is None:
+        return None
+    return f"is not valid Unicode text (lone surrogate U+{ord(found.group()):04X} at character {found.start() + 1})"
+
+
+def _check_text(request: Any, out: list[Problem]) -> None:
+    """Text fields must encode as UTF-8 (the body is UTF-8 JSON); media strings are checked with the media."""
+    for name in _TEXT_FIELDS:
+        value = getattr(request, name)
+        if isinstance(value, str) and (why := _unicode_problem(value)) is not None:
+            out.append(Problem(name, why))
+    subjects = request.subjects if isinstance(request.subjects, tuple) else ()
+    for s, subject in enumerate(subjects):
+        for name in _SUBJECT_TEXT_FIELDS:
+            value = getattr(subject, name, None)
+            if isinstance(value, str) and (why := _unicode_problem(value)) is not None:
+                out.append(Problem(f"subjects[{s}].{name}", f"{why}{_subject_label(subject)}"))
+    sounds = request.sounds if isinstance(request.sounds, tuple) else ()
+    for i, sound in enumerate(sounds):
+        if isinstance(sound, str) and (why := _unicode_problem(sound)) is not None:
+            out.append(Problem(f"sounds[{i}]", why))
 
 
 # --- prompt, shape -------------------------------------------------------------------------------
@@ -429,6 +460,9 @@ def _check_all_media(request: Any, out: list[Problem]) -> None:
 
 
 def _media_string_problems(item: str, kind: str, where: str, label: str) -> list[Problem]:
+    unsendable = _unicode_problem(item)
+    if unsendable is not None:
+        return [Problem(where, f"{unsendable}{label}")]
     if _is_http_url(item):
         return []
     data_uri = _sniff.parse_data_uri(item)
