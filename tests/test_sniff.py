@@ -281,3 +281,183 @@ class TestDataURI:
     def test_sniff_garbage_data_uri(self) -> None:
         """Data that is not base64 sniffs as nothing, without raising."""
         assert sniff_base64_head("data:image/png;base64,!!!!****", 22) is None
+
+
+# --- whole files -----------------------------------------------------------------------------------
+
+
+class Reader:
+    """``read_at`` over bytes in memory, counting what was read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.bytes_read = 0
+        self.reads = 0
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        chunk = self.data[offset : offset + length]
+        self.bytes_read += len(chunk)
+        self.reads += 1
+        return chunk
+
+
+def incomplete(data: bytes) -> str | None:
+    return _sniff.why_incomplete(Reader(data), len(data))
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def make_movie(brand: bytes = b"isom", media: bytes = b"\x01" * 100) -> bytes:
+    """``ftyp``, ``moov`` and ``mdat``: the boxes every self-contained movie file has."""
+    return make_mp4(brand) + box(b"moov", b"\x00" * 40) + box(b"mdat", media)
+
+
+SAMPLE_MP4 = (ASSETS / "sample.mp4").read_bytes()
+COVER_JPG = (ASSETS / "cover.jpg").read_bytes()
+FTYP = make_mp4()[: struct.unpack(">I", make_mp4()[:4])[0]]
+
+
+class TestWholeMedia:
+    """A file is whole by its own structure: ISO BMFF boxes add up (``ftyp`` first, with a ``moov``
+    and an ``mdat``), JPEG ends with FFD9, PNG with IEND, WebP and AVI match their RIFF size; anything
+    else only has to be non-empty."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(SAMPLE_MP4, id="real-mp4"),
+            pytest.param(make_movie(), id="mp4"),
+            pytest.param(make_movie(b"qt  "), id="mov"),
+            pytest.param(FTYP + box(b"mdat", b"\x01" * 30) + box(b"moov", b""), id="moov-last"),
+            pytest.param(
+                make_mp4() + box(b"moov", b"") + struct.pack(">I", 0) + b"mdat" + b"\x01" * 100,
+                id="mdat-to-the-end",
+            ),
+            pytest.param(
+                make_mp4()
+                + box(b"moov", b"")
+                + struct.pack(">I", 1)
+                + b"mdat"
+                + struct.pack(">Q", 16 + 50)
+                + b"\x02" * 50,
+                id="largesize",
+            ),
+            pytest.param(
+                FTYP + box(b"moov", b"") + (box(b"moof", b"\x00" * 8) + box(b"mdat", b"\x03" * 20)) * 3,
+                id="fragmented",
+            ),
+            pytest.param(COVER_JPG, id="real-jpeg"),
+            pytest.param(make_jpeg(64, 32), id="jpeg"),
+            pytest.param(make_png(3, 2), id="png"),
+            pytest.param(make_webp_vp8(320, 240), id="webp"),
+            pytest.param(make_avi(), id="avi"),
+            pytest.param(b"GIF89a\x01\x00\x01\x00", id="other-non-empty"),
+        ],
+    )
+    def test_whole(self, data: bytes) -> None:
+        """Whole files of each kind pass."""
+        assert incomplete(data) is None
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            SAMPLE_MP4,
+            make_movie(),
+            FTYP + box(b"mdat", b"\x01" * 30) + box(b"moov", b""),
+            make_jpeg(64, 32),
+            COVER_JPG,
+            make_png(3, 2),
+            make_webp_vp8(320, 240),
+            make_avi(),
+        ],
+        ids=["real-mp4", "mp4", "moov-last", "jpeg", "real-jpeg", "png", "webp", "avi"],
+    )
+    def test_every_truncation_is_caught(self, data: bytes) -> None:
+        """Cut anywhere after its signature (box boundaries included), each file is reported as not
+        whole. (Fewer bytes than the signature are not recognized as the kind at all: the downloader's
+        kind check refuses those.)"""
+        for cut in range(12, len(data)):
+            assert incomplete(data[:cut]) is not None, cut
+
+    @pytest.mark.parametrize(
+        ("data", "words"),
+        [
+            pytest.param(b"", "empty", id="empty"),
+            pytest.param(SAMPLE_MP4 + b"\x00" * 3, "box", id="mp4-trailing-bytes"),
+            pytest.param(box(b"moov", b"") + make_movie(), "ftyp", id="ftyp-not-first"),
+            pytest.param(make_mp4() + box(b"mdat", b""), "moov", id="no-moov"),
+            pytest.param(make_mp4() + box(b"moov", b""), "mdat", id="no-mdat"),
+            pytest.param(make_movie() + struct.pack(">I", 4) + b"free", "box", id="box-size-below-8"),
+            pytest.param(
+                make_movie() + struct.pack(">I", 1) + b"free" + struct.pack(">Q", 8),
+                "box",
+                id="largesize-below-16",
+            ),
+            pytest.param(
+                make_movie() + struct.pack(">I", 1) + b"free" + struct.pack(">Q", 10**9) + b"\x00" * 10,
+                "box",
+                id="largesize-past-the-end",
+            ),
+            pytest.param(make_jpeg(64, 32) + b"\x00", "FFD9", id="jpeg-trailing-byte"),
+            pytest.param(make_png(3, 2) + b"\x00", "IEND", id="png-trailing-byte"),
+            pytest.param(make_webp_vp8(320, 240) + b"\x00\x00", "RIFF", id="webp-trailing-bytes"),
+        ],
+    )
+    def test_not_whole(self, data: bytes, words: str) -> None:
+        """Bytes after the end, boxes missing, out of order or of impossible sizes: not whole, and why."""
+        problem = incomplete(data)
+        assert problem is not None
+        assert words in problem
+
+    def test_reads_only_box_headers(self) -> None:
+        """A 5 MB MP4 is checked by reading its box headers: a few reads of a few bytes."""
+        data = make_mp4() + box(b"moov", b"\x00" * 1000) + box(b"mdat", b"\x00" * 5_000_000)
+        reader = Reader(data)
+        assert _sniff.why_incomplete(reader, len(data)) is None
+        assert reader.reads <= 8
+        assert reader.bytes_read <= 8 * 16
+
+    @pytest.mark.parametrize(
+        "data", [make_jpeg(64, 32), make_png(3, 2), make_webp_vp8(320, 240)], ids=["jpeg", "png", "webp"]
+    )
+    def test_images_are_read_at_head_and_tail_only(self, data: bytes) -> None:
+        """An image is checked from a few bytes at its start and its end."""
+        reader = Reader(data)
+        assert _sniff.why_incomplete(reader, len(data)) is None
+        assert reader.bytes_read <= 64
+
+    def test_too_many_boxes(self) -> None:
+        """A file of countless empty boxes is given up on, not walked to its end."""
+        count = 200_000
+        data = make_movie() + box(b"free", b"") * count
+        reader = Reader(data)
+        problem = _sniff.why_incomplete(reader, len(data))
+        assert problem is not None
+        assert "boxes" in problem
+        assert reader.reads < count
+
+
+class TestDescribe:
+    """What a file's first bytes look like, in words, for an error message."""
+
+    @pytest.mark.parametrize(
+        ("head", "words"),
+        [
+            pytest.param(b"<!DOCTYPE html><html>", "an HTML page", id="doctype"),
+            pytest.param(b"\xef\xbb\xbf  <HTML lang=en>", "an HTML page", id="bom-and-upper"),
+            pytest.param(b'{"error": "denied"}', "JSON", id="json"),
+            pytest.param(b"<?xml version='1.0'?><Error>", "XML", id="xml"),
+            pytest.param(b"\x1f\x8b\x08\x00", "gzip", id="gzip"),
+            pytest.param(make_jpeg(8, 8), "a JPEG image", id="jpeg"),
+            pytest.param(make_mp4(), "an MP4 video", id="mp4"),
+            pytest.param(make_mov(), "a QuickTime video", id="mov"),
+            pytest.param(make_avi(), "an AVI video", id="avi"),
+            pytest.param(b"", "nothing", id="empty"),
+            pytest.param(b"\x00\x01\x02\x03garbage", "00010203", id="unknown"),
+        ],
+    )
+    def test_describe(self, head: bytes, words: str) -> None:
+        """HTML, JSON, XML, gzip, known media, nothing, or the first bytes in hex."""
+        assert words in _sniff.describe(head)

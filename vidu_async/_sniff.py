@@ -1,6 +1,8 @@
-"""Pure inspection of media bytes and data URIs: type from magic numbers, image size from headers.
+"""Pure inspection of media bytes and data URIs: type from magic numbers, image size from headers,
+and whether a file is whole by its own structure.
 
-Nothing here touches files or the network; ``_media`` does the reading.
+Nothing here touches files or the network; ``_media`` and ``_download`` do the reading (the
+completeness check is handed a ``read_at(offset, length)`` function and reads only headers and ends).
 """
 
 from __future__ import annotations
@@ -9,10 +11,22 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Callable
+from typing import Final, TypeAlias
 
 import attrs
 
-__all__ = ["DataURI", "MediaInfo", "base64_decoded_size", "parse_data_uri", "sniff", "sniff_base64_head"]
+__all__ = [
+    "DataURI",
+    "MediaInfo",
+    "ReadAt",
+    "base64_decoded_size",
+    "describe",
+    "parse_data_uri",
+    "sniff",
+    "sniff_base64_head",
+    "why_incomplete",
+]
 
 
 @attrs.frozen
@@ -144,3 +158,111 @@ def sniff_base64_head(uri: str, start: int, limit: int = 256 * 1024) -> MediaInf
     except (binascii.Error, ValueError):
         return None
     return sniff(head)
+
+
+# --- whole files -----------------------------------------------------------------------------------
+
+#: ``read_at(offset, length)``: up to ``length`` bytes of a file from ``offset`` (fewer at its end).
+ReadAt: TypeAlias = Callable[[int, int], bytes]
+
+#: A top-level box walk gives up past this many boxes (a real movie has a handful, a fragmented
+#: one a few per second of video), so a hostile file of empty boxes costs little to refuse.
+MAX_BOXES: Final = 100_000
+_PNG_END: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, then its CRC
+
+
+def why_incomplete(read_at: ReadAt, size: int) -> str | None:
+    """Why a file of ``size`` bytes is not whole, judged by its own structure; ``None`` when it is.
+
+    ISO BMFF (MP4, MOV): the top-level boxes, ``ftyp`` first, add up exactly to the size (a box
+    of size 0 runs to the end; size 1 has a 64-bit size), and include a ``moov`` and an ``mdat``
+    (so a file cut at a box boundary is caught too). JPEG ends with its FFD9 marker, PNG with its
+    IEND chunk, WebP and AVI match their RIFF size. Anything else only has to be non-empty.
+    Only box headers and a few bytes at each end are read, never the media data.
+    """
+    if size <= 0:
+        return "the file is empty"
+    head = read_at(0, 16)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if size >= 8 + 12 and read_at(size - 12, 12) == _PNG_END else "no IEND chunk at its end"
+    if head.startswith(b"\xff\xd8\xff"):
+        return None if size >= 5 and read_at(size - 2, 2) == b"\xff\xd9" else "no FFD9 end marker at its end"
+    if head[:4] == b"RIFF" and len(head) >= 12:
+        (declared,) = struct.unpack("<I", head[4:8])
+        if declared + 8 != size:
+            return f"its RIFF size says {declared + 8} bytes, the file has {size}"
+        return None
+    if head[:4] == b"RIFF":
+        return "its RIFF header is cut short"
+    info = sniff(head)
+    if info is not None and info.mime in ("video/mp4", "video/quicktime"):
+        return _bmff_problem(read_at, size)
+    return None
+
+
+def _bmff_problem(read_at: ReadAt, size: int) -> str | None:
+    """Why the top-level boxes of an ISO BMFF file do not make a whole movie file, or ``None``."""
+    pos = 0
+    seen: set[bytes] = set()
+    for count in range(MAX_BOXES + 1):
+        if pos == size:
+            break
+        if count == MAX_BOXES:
+            return f"more than {MAX_BOXES} top-level boxes"
+        if size - pos < 8:
+            return f"{size - pos} stray bytes after the last box, at byte {pos}"
+        header = read_at(pos, 16)
+        box_size, kind = struct.unpack(">I", header[:4])[0], header[4:8]
+        if count == 0 and kind != b"ftyp":
+            return f"its first box is {_box_name(kind)}, not 'ftyp'"
+        if box_size == 1:
+            if len(header) < 16:
+                return f"the box at byte {pos} is cut short in its header"
+            (box_size,) = struct.unpack(">Q", header[8:16])
+            if box_size < 16:
+                return f"the box at byte {pos} declares an impossible size {box_size}"
+        elif box_size == 0:
+            box_size = size - pos
+        elif box_size < 8:
+            return f"the box at byte {pos} declares an impossible size {box_size}"
+        if pos + box_size > size:
+            return f"the {_box_name(kind)} box at byte {pos} runs {pos + box_size - size} bytes past the end"
+        seen.add(kind)
+        pos += box_size
+    missing = [_box_name(kind) for kind in (b"moov", b"mdat") if kind not in seen]
+    if missing:
+        return f"no {' or '.join(missing)} box"
+    return None
+
+
+def _box_name(kind: bytes) -> str:
+    return repr(kind.decode("latin-1"))
+
+
+def describe(head: bytes) -> str:
+    """What the first bytes of a file look like, in words, for an error message ("an HTML page")."""
+    info = sniff(head)
+    if info is not None:
+        return _MEDIA_NAMES.get(info.mime, f"a {info.kind} ({info.mime})")
+    if not head:
+        return "nothing (an empty body)"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "an HTML page"
+    if text.startswith((b"<?xml", b"<error")):
+        return "an XML document"
+    if text.startswith((b"{", b"[")):
+        return "a JSON document"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed data"
+    return f"unrecognized bytes (starting {head[:8].hex()})"
+
+
+_MEDIA_NAMES: Final = {
+    "video/mp4": "an MP4 video",
+    "video/quicktime": "a QuickTime video",
+    "video/x-msvideo": "an AVI video",
+    "image/jpeg": "a JPEG image",
+    "image/png": "a PNG image",
+    "image/webp": "a WebP image",
+}
