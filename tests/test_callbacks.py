@@ -659,6 +659,40 @@ class TestReceiver:
             assert await post(client, body) == (400, {"error": "unreadable body"})
         assert (receiver.stats.bad_body, got) == (1, [])
 
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None]
+    )
+    async def test_body_that_is_not_json_is_refused_415(self, content_type: str | None) -> None:
+        """Vidu posts JSON (``Content-Type: application/json``): anything else is answered 415, unread."""
+        got: list[Task] = []
+        headers = fresh_headers()
+        del headers["Content-Type"]
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        # skip_auto_headers: without a Content-Type of its own, aiohttp would send octet-stream.
+        async with (
+            serve(got.append) as (client, receiver),
+            client.post(
+                PATH, data=task_body(), headers=headers, skip_auto_headers=["Content-Type"]
+            ) as response,
+        ):
+            assert response.status == 415
+            assert await response.json() == {"error": "expected Content-Type: application/json"}
+        assert got == []
+        assert (receiver.stats.unsupported_media_type, receiver.stats.accepted) == (1, 0)
+        assert len(receiver.nonces) == 0  # refused before verifying: the nonce is not spent
+
+    @pytest.mark.parametrize(
+        "content_type",
+        ["application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"],
+    )
+    async def test_json_with_parameters_is_accepted(self, content_type: str) -> None:
+        got: list[Task] = []
+        headers = {**fresh_headers(), "Content-Type": content_type}
+        async with serve(got.append) as (client, _):
+            assert await post(client, task_body(), headers) == (200, {})
+        assert len(got) == 1
+
     async def test_only_post(self) -> None:
         """Other methods are not routed."""
         async with (

@@ -423,6 +423,8 @@ class CallbackStats:
         duplicates: Verified updates already handed over (same task id and state), answered 200.
         rejected: Requests that failed verification (401), by ``check``.
         bad_body: Verified requests whose body was not a task (400).
+        unsupported_media_type: Requests whose body was not ``application/json`` (415; neither
+            verified nor read).
         unavailable: Verified updates refused with 503 because the consumers were busy (buffer full)
             or not running; Vidu retries terminal states.
         errors: ``on_update`` calls that raised (logged; the callback was still acknowledged).
@@ -432,6 +434,7 @@ class CallbackStats:
     duplicates: int = 0
     rejected: collections.Counter[str] = attrs.field(factory=collections.Counter)
     bad_body: int = 0
+    unsupported_media_type: int = 0
     unavailable: int = 0
     errors: int = 0
 
@@ -452,9 +455,10 @@ def _discard(awaitable: Awaitable[object]) -> None:
 class CallbackReceiver:
     """Receives Vidu's callbacks in an aiohttp app: verifies, de-duplicates, hands over, answers fast.
 
-    Each request is verified against the **registered** ``callback_url`` (not the Host it arrived
-    on), with a ``Date`` window and a nonce cache; failures are answered 401 with the check's name
-    and counted in :attr:`stats`. A verified body that is not a task is answered 400. A verified
+    A request whose body is not ``application/json`` (parameters such as ``charset`` allowed) is
+    answered 415 before anything else. Each request is verified against the **registered**
+    ``callback_url`` (not the Host it arrived on), with a ``Date`` window and a nonce cache;
+    failures are answered 401 with the check's name and counted in :attr:`stats`. A verified body that is not a task is answered 400. A verified
     update whose (task id, state) was already handed over is answered 200 and dropped, so Vidu's
     retries and duplicates reach ``on_update`` once (unless ``dedupe_size`` is 0). Anything else is
     handed to ``on_update`` and answered 200 ``{}``.
@@ -610,7 +614,19 @@ class CallbackReceiver:
         app[RECEIVER_KEY] = self
 
     async def handle(self, request: web.Request) -> web.Response:
-        """The aiohttp handler: verify, read, de-duplicate, hand over, answer."""
+        """The aiohttp handler: check the body is JSON, verify, read, de-duplicate, hand over, answer."""
+        # Vidu posts JSON with ``Content-Type: application/json`` (vidu-api.md §7). Anything else
+        # (a text/plain or form post, as a browser sends across origins) is refused first: its body
+        # is never read, and no nonce is spent on it. aiohttp lower-cases the type and drops its
+        # parameters (``; charset=utf-8``); a request without the header reads as octet-stream.
+        if request.content_type != "application/json":
+            self.stats.unsupported_media_type += 1
+            logger.warning(
+                "callback from %s refused: Content-Type %r is not application/json",
+                request.remote,
+                request.headers.get("Content-Type", ""),
+            )
+            return web.json_response({"error": "expected Content-Type: application/json"}, status=415)
         try:
             verify_signature(
                 method=request.method,
