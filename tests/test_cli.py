@@ -414,6 +414,38 @@ class TestErrors:
         assert status == 3
         assert "connect" in one_error_line(err)
 
+    def test_run_with_no_answer(self, no_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        """``run`` against a port nobody listens on exits 3 as the other commands do, with one
+        error line and no results file (it tried every item and exited 1 before)."""
+        quick = attrs.evolve(vidu.DEFAULT_RETRY, initial=0.01, maximum=0.02)
+        monkeypatch.setattr(cli, "ViduClient", functools.partial(vidu.ViduClient, retry=quick))
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_text(json.dumps(json.loads(EXAMPLE.read_text(encoding="utf-8"))) + "\n", encoding="utf-8")
+        url = f"http://127.0.0.1:{free_port()}"
+        out = tmp_path / "out"
+        status, _, err = run("run", str(jobs), "--out", str(out), "--base-url", url, "--api-key", KEY)
+        assert status == 3
+        assert "connect" in one_error_line(err)
+        assert not (out / "results.jsonl").exists()
+
+    def test_run_with_no_answer_and_a_fixed_flight(
+        self, no_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """With --max-in-flight (no credits call first) every item fails for want of an answer:
+        exit 3 as well, each item's line saying so."""
+        quick = attrs.evolve(vidu.DEFAULT_RETRY, initial=0.01, maximum=0.02)
+        monkeypatch.setattr(cli, "ViduClient", functools.partial(vidu.ViduClient, retry=quick))
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_text(
+            (json.dumps(json.loads(EXAMPLE.read_text(encoding="utf-8"))) + "\n") * 2 + "{bad\n",
+            encoding="utf-8",
+        )
+        url = f"http://127.0.0.1:{free_port()}"
+        argv = ["run", str(jobs), "--out", str(tmp_path / "out"), "--base-url", url, "--api-key", KEY]
+        status, printed, _ = run(*argv, "--max-in-flight", "2", "--plain")
+        assert status == 3
+        assert printed.count("FAIL") == 3
+
     async def test_debug_shows_traceback(self, root_logging: None) -> None:
         """`--debug` adds the traceback (and still ends with the error line), without the key."""
         async with connected() as (emu, _):

@@ -509,8 +509,25 @@ class TestProgress:
         assert tally.credits == tally.credits_now == 28
         tally.charged = lambda: 30  # this run's creates, in-flight ones included
         assert tally.credits_now == 38
+        assert tally.succeeded_credits == 28
         assert tally.rate(now=110.0) == pytest.approx(0.2)  # two fresh results in ten seconds
         assert tally.eta(now=110.0) == pytest.approx(10.0)
+
+    def test_summary_credits_agree_with_the_live_display(self, tmp_path: Path) -> None:
+        """After Ctrl-C the summary's credits are the charged credits the live display showed
+        (tasks still running included), with the succeeded items' share on a row of its own
+        (it showed only the succeeded items' 625 where the display had shown 875 charged)."""
+        from vidu_async._runner import RunOptions, RunOutcome, summary_rows
+
+        tally = Tally(total=40)
+        for _ in range(25):
+            tally.on_result(ok=True, task_id=None, credits=25, reason="", resumed=False)
+        tally.charged = lambda: 875
+        options = RunOptions(jobs=tmp_path / "jobs.jsonl", out=tmp_path / "out")
+        outcome = RunOutcome(total=40, succeeded=25, interrupted=True, unfinished=10)
+        rows = dict(summary_rows(options, tally, outcome, 1.0))
+        assert rows["credits charged"] == "875"
+        assert rows["  of succeeded items"] == "625"
 
     def test_plain(self) -> None:
         """One line per event, numbered by results so far, then an aligned summary."""
@@ -910,3 +927,27 @@ class TestFullDisk:
         assert all(line.startswith(("warning: ", "error: ")) for line in lines), err
         assert "warning: journal " in err
         assert "writing failed, nothing more is journaled: database or disk is full" in err
+
+
+class TestBadText:
+    """A line whose text is not valid Unicode is one bad line; the run goes on."""
+
+    def test_lone_surrogates(self, tmp_path: Path) -> None:
+        """A lone surrogate in a prompt or a key (JSON's \\ud800) fails its line alone; the other
+        lines run and results.jsonl is written (the run stopped with exit 2 and no results before)."""
+        lines = [
+            keyless(1),
+            json.dumps({**GOOD, "prompt": "A cat \ud800 naps."}),
+            json.dumps({**GOOD, "key": "k\udc00"}),
+            keyless(2),
+        ]
+        jobs = write_jobs(tmp_path / "jobs.jsonl", lines)
+        out = tmp_path / "out"
+        status, printed, err = run_fast(jobs, out)
+        assert status == 1, printed + err
+        assert err == ""
+        rows = sorted(results(out), key=lambda row: row["line"])
+        assert [(row["line"], row["ok"]) for row in rows] == [(1, True), (2, False), (3, False), (4, True)]
+        assert "prompt" in rows[1]["error"]
+        assert "surrogate" in rows[1]["error"]
+        assert rows[2]["error"].endswith("invalid key: is not valid Unicode text (it holds a lone surrogate)")

@@ -48,6 +48,7 @@ from .exceptions import (
     ClientClosedError,
     ClientNotOpenError,
     ConfigurationError,
+    ConnectError,
     RequestTimeoutError,
     SubmitOutcomeUnknownError,
     TaskFailedError,
@@ -827,6 +828,8 @@ class ViduClient:
             try:
                 credits = await self.get_credits()
                 self._concurrency = credits.concurrency_limit or DEFAULT_CONCURRENCY
+            except ConnectError:
+                raise  # the service cannot be reached at all: no create could be sent either
             except ViduError as exc:
                 logger.info(
                     "could not read the concurrency limit (%s); assuming %d", exc, DEFAULT_CONCURRENCY

@@ -64,6 +64,8 @@ class Tally:
     #: Credits charged by this run's creates so far (in-flight tasks included), when known.
     charged: Callable[[], int] | None = None
     resumed_credits: int = 0
+    #: Credits of the items that succeeded (part of :attr:`credits_now`).
+    succeeded_credits: int = 0
 
     @property
     def credits_now(self) -> int:
@@ -114,6 +116,7 @@ class Tally:
             self.active.pop(task_id, None)
         if ok:
             self.succeeded += 1
+            self.succeeded_credits += credits or 0
         else:
             self.failed += 1
             self.failures[reason or "error"] += 1

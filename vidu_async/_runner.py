@@ -33,7 +33,7 @@ from ._client import ViduClient
 from ._download import safe_name
 from ._journal import SQLiteJournal
 from ._progress import Display, Tally
-from .exceptions import RequestValidationError, TaskFailedError
+from .exceptions import RequestValidationError, TaskFailedError, TransportError
 
 __all__ = ["RunOptions", "RunOutcome", "resume_command", "resume_needs_key", "run_jobs", "summary_rows"]
 
@@ -89,11 +89,20 @@ class RunOutcome:
     failed: int = 0
     interrupted: bool = False
     unfinished: int = 0
+    #: Failed items that were bad lines.
+    invalid: int = 0
+    #: Failed items that got no answer from the service (a refused connection, say).
+    no_answer: int = 0
 
     @property
     def all_succeeded(self) -> bool:
         """Whether every input succeeded."""
         return not self.interrupted and self.failed == 0 and self.succeeded == self.total
+
+    @property
+    def service_unreachable(self) -> bool:
+        """Whether the service answered none of the items it was asked about."""
+        return self.no_answer > 0 and self.succeeded == 0 and self.failed == self.no_answer + self.invalid
 
 
 @attrs.frozen
@@ -168,7 +177,9 @@ class _ResultsFile:
     async def open(self) -> None:
         def open_sync() -> IO[str]:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return self._temp.open("w", encoding="utf-8")
+            # A lone surrogate (in a server's message, say) is written as its JSON escape,
+            # which is what it is inside a JSON string: the row stays valid JSON.
+            return self._temp.open("w", encoding="utf-8", errors="backslashreplace")
 
         self._handle = await anyio.to_thread.run_sync(open_sync)
 
@@ -262,6 +273,7 @@ async def _run_with_journal(
     async def record_bad(bad: _BadLine) -> None:
         tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
         outcome.failed += 1
+        outcome.invalid += 1
         display.problem(bad.error)
         await results.add(
             {"line": bad.line, "key": bad.key, "task_id": None, "state": "invalid", "ok": False,
@@ -329,6 +341,7 @@ async def _run_with_journal(
                     outcome.succeeded += 1
                 else:
                     outcome.failed += 1
+                    outcome.no_answer += isinstance(result.error, TransportError)
                 where = f"line {line}" if line is not None else f"item {result.index}"
                 summary = f"{where} key={result.key}"
                 if result.task is not None:
@@ -428,8 +441,11 @@ def summary_rows(
         )
     for reason, count in tally.failures.most_common(5):
         rows.append((f"  failed: {reason}", str(count)))
+    # Charged is what the live display showed last (tasks still running included); the
+    # succeeded items' share is what the results file adds up to for its successes.
     rows += [
-        ("credits", str(tally.credits)),
+        ("credits charged", str(tally.credits_now)),
+        ("  of succeeded items", str(tally.succeeded_credits)),
         ("elapsed", f"{elapsed:.1f} s"),
         ("results", str(options.results_path)),
     ]

@@ -313,7 +313,9 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         if resume_needs_key(args.argv):
             print("  (with VIDU_API_KEY set to the key this run was given)", file=out, flush=True)
         return EXIT_INTERRUPTED
-    return EXIT_OK if outcome.all_succeeded else EXIT_FAILED
+    if outcome.all_succeeded:
+        return EXIT_OK
+    return EXIT_TRANSPORT if outcome.service_unreachable else EXIT_FAILED
 
 
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]]]] = {
