@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import pickle
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -814,6 +815,23 @@ class TestReceiver:
                 await receiver.__aenter__()
         assert not receiver.running
         await receiver.__aexit__(None, None, None)  # idempotent
+
+    def test_key_is_not_an_attribute_in_the_clear(self) -> None:
+        """Neither vars(), repr, str nor pickling the receiver shows the key (it is held as a secret)."""
+        receiver = CallbackReceiver(api_key=KEY, callback_url=REGISTERED, on_update=print)  # print pickles
+        shown = [repr(vars(receiver)), str(vars(receiver)), repr(receiver), str(receiver)]
+        shown += [str(value) for value in vars(receiver).values()]
+        assert not [text for text in shown if KEY in text]
+        with pytest.raises(TypeError):
+            pickle.dumps(receiver)
+
+    async def test_key_still_verifies(self) -> None:
+        """The key held as a secret is the one requests are verified with."""
+        got: list[Task] = []
+        async with serve(got.append) as (client, _):
+            assert await post(client, task_body()) == (200, {})
+            assert (await post(client, task_body("t-2"), fresh_headers(key="other")))[0] == 401
+        assert len(got) == 1
 
     @pytest.mark.parametrize(
         "kwargs",

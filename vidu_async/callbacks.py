@@ -136,6 +136,34 @@ _OWS: Final = " \t"
 K = TypeVar("K", bound=Hashable)
 
 
+# --- the key, held out of sight --------------------------------------------------------------------
+
+
+class _Key:
+    """The API key a receiver verifies with, never shown by a repr, a str, ``vars()`` or a pickle.
+
+    The receiver's own small equivalent of ``_transport.Secret``: the engine layer does not import
+    the wire layer (DESIGN.md's import table).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself, for the one HMAC that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<api key hidden>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("the callback receiver's key is not picklable")
+
+
 # --- the replay cache ---------------------------------------------------------------------------
 
 
@@ -516,7 +544,7 @@ class CallbackReceiver:
             raise ValueError(
                 f"max_skew must be between 0 and half the nonce cache's ttl ({self._nonces.ttl} s)"
             )
-        self._api_key = api_key
+        self._key = _Key(api_key)
         self._callback_url = callback_url
         self._path = parts.path or "/"
         self._on_update = on_update
@@ -632,7 +660,7 @@ class CallbackReceiver:
                 method=request.method,
                 url=self._callback_url,
                 headers=request.headers,
-                api_key=self._api_key,
+                api_key=self._key.reveal(),
                 now=self._clock(),
                 max_skew=self._max_skew,
                 nonces=self._nonces,
