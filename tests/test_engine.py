@@ -724,6 +724,26 @@ class TestBatch:
         assert first[3] == first[2] + "-2"
         assert (second[1], second[2], second[3], second[4]) == (first[2], first[1], first[3], first[2] + "-3")
 
+    async def test_resumed_items_files_are_checked(self, tmp_path: Path) -> None:
+        """A re-run of a finished batch fetches again the files deleted since (and keeps the
+        ones in place, without a request); it used to yield the stored paths without a look."""
+        journal, videos = tmp_path / "journal.sqlite", tmp_path / "videos"
+        items = [request(0), request(1), request(2)]
+        async with running(faults=FaultConfig()) as (emu, client):
+            with anyio.fail_after(20):
+                async with client.generate_many(items, journal=journal, download_to=videos) as batch:
+                    first = {r.index: r.files for r in await collect(batch)}
+                assert all(len(files) == 1 for files in first.values())
+                first[0][0].unlink()
+                served = emu.stats.downloads
+                async with client.generate_many(items, journal=journal, download_to=videos) as batch:
+                    second = {r.index: r for r in await collect(batch)}
+            assert all(r.ok and r.resumed for r in second.values())
+            assert emu.stats.downloads == served + 1  # the deleted one only
+            assert emu.stats.tasks_created == 3
+        assert {i: r.files for i, r in second.items()} == first
+        assert all(files[0].stat().st_size > 0 for files in first.values())
+
     async def test_keys_that_are_not_strings(self) -> None:
         """A key that is not a non-empty string fails its item, unsent (it used to become text)."""
         items: list[Any] = [(True, request(0)), ("", request(1)), (None, request(2)), ("fine", request(3))]

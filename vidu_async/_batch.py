@@ -433,10 +433,13 @@ class Batch:
         stored = _convert.structure_task(entry.task, task_id=entry.task_id) if entry.task else None
         if entry.finished and stored is not None and stored.is_terminal:
             item.task, item.attempts = stored, entry.attempts
-            self._send_result(
-                item,
-                self._result(item, stored, None, files=tuple(Path(f) for f in entry.files), resumed=True),
-            )
+            result = self._result(item, stored, None, files=tuple(Path(f) for f in entry.files), resumed=True)
+            if result.ok and self._downloads is not None:
+                # Files are checked before the result is yielded: one deleted or cut short since
+                # is fetched again (with a fresh link when it expired), or the item fails saying why.
+                self._downloads.send_nowait(result)
+            else:
+                self._send_result(item, result)
             return True
         item.fingerprint = entry.fingerprint or None
         item.attempts = entry.attempts
