@@ -457,6 +457,41 @@ class TestErrors:
         assert KEY not in err
 
 
+class TestEmulatorFaults:
+    """``vidu-async emulator --fault NAME=VALUE`` injects faults into the served emulator."""
+
+    def test_values_read_as_their_fields(self) -> None:
+        """Rates, seconds, none, flags and endpoint lists become FaultConfig's values."""
+        args = cli.build_parser().parse_args(
+            ["emulator", "--fault", "rate_limit=0.08", "--fault", "retry_after=none", "--fault",
+             "endpoints=create,get", "--fault", "seed=3", "--fault", "list_disabled=true"]
+        )  # fmt: skip
+        faults = cli._emulator_config(args).faults
+        assert (
+            faults.rate_limit,
+            faults.retry_after,
+            faults.endpoints,
+            faults.seed,
+            faults.list_disabled,
+        ) == (
+            0.08,
+            None,
+            frozenset({"create", "get"}),
+            3,
+            True,
+        )
+
+    def test_bad_faults(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown name is a usage error listing the names; a rate over 1 one error line."""
+        with pytest.raises(SystemExit) as exited:
+            cli.build_parser().parse_args(["emulator", "--fault", "bogus=1"])
+        assert exited.value.code == 2
+        assert "NAME one of seed, endpoints, rate_limit" in capsys.readouterr().err
+        status, _, err = run("emulator", "--port", "0", "--fault", "rate_limit=2")
+        assert status == 2
+        assert one_error_line(err) == "error: --fault: rate_limit must be a fraction between 0 and 1, got 2.0"
+
+
 class TestUsage:
     """Help, version and argument errors."""
 

@@ -226,14 +226,19 @@ async def _cmd_credits(args: argparse.Namespace, out: TextIO) -> int:
 
 def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
     """The ``emulator`` command's options as an :class:`EmulatorConfig`."""
-    from .emulator import EmulatorConfig
+    from .emulator import EmulatorConfig, FaultConfig
 
+    try:
+        faults = FaultConfig(**dict(args.fault))
+    except (TypeError, ValueError) as exc:
+        raise CommandError(f"--fault: {exc}") from None
     return EmulatorConfig(
         api_key=args.key,
         concurrency=args.concurrency,
         processing_time=args.processing_time,
         path_prefix=args.prefix,
         extra_models=args.extra_model,
+        faults=faults,
     )
 
 
@@ -499,8 +504,48 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also accept this model name, with generic checks (repeatable; others outside the table are refused)",
     )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="NAME=VALUE",
+        help="inject faults, as FaultConfig's fields: --fault rate_limit=0.08 --fault drop=0.02"
+        " --fault endpoints=create,get (repeatable)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def _fault(text: str) -> tuple[str, object]:
+    """One ``--fault NAME=VALUE``, its value read as the field's type."""
+    import attrs
+
+    from .emulator import FaultConfig
+
+    name, equals, raw = text.partition("=")
+    fields = {field.name: field for field in attrs.fields(FaultConfig)}
+    field = fields.get(name.strip())
+    if not equals or field is None:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE with NAME one of {', '.join(fields)}; got {text!r}"
+        )
+    raw = raw.strip()
+    default = field.default
+    try:
+        if name == "endpoints":
+            return name, frozenset(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return name, raw.lower() == "true"
+        if isinstance(default, int):
+            return name, int(raw)
+        if isinstance(default, float) or default is None:
+            return name, None if raw.lower() == "none" else float(raw)
+        return name, raw
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--fault {name}: {exc}") from None
 
 
 def _first_error(exc: BaseException) -> tuple[BaseException, int]:
