@@ -386,6 +386,10 @@ class TestWholeMedia:
         [
             pytest.param(b"", "empty", id="empty"),
             pytest.param(SAMPLE_MP4 + b"\x00" * 3, "box", id="mp4-trailing-bytes"),
+            pytest.param(SAMPLE_MP4 + b"\x00" * 16, "box", id="mp4-zero-padding"),
+            pytest.param(
+                make_movie() + b"\x00\x00\x00\x10\xff\xfe\x00\x01" + b"\x00" * 8, "box", id="not-a-type"
+            ),
             pytest.param(box(b"moov", b"") + make_movie(), "ftyp", id="ftyp-not-first"),
             pytest.param(make_mp4() + box(b"mdat", b""), "moov", id="no-moov"),
             pytest.param(make_mp4() + box(b"moov", b""), "mdat", id="no-mdat"),

@@ -174,9 +174,10 @@ _PNG_END: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, 
 def why_incomplete(read_at: ReadAt, size: int) -> str | None:
     """Why a file of ``size`` bytes is not whole, judged by its own structure; ``None`` when it is.
 
-    ISO BMFF (MP4, MOV): the top-level boxes, ``ftyp`` first, add up exactly to the size (a box
-    of size 0 runs to the end; size 1 has a 64-bit size), and include a ``moov`` and an ``mdat``
-    (so a file cut at a box boundary is caught too). JPEG ends with its FFD9 marker, PNG with its
+    ISO BMFF (MP4, MOV): the top-level boxes, ``ftyp`` first, each with a printable four-letter
+    type, add up exactly to the size (a box of size 0 runs to the end; size 1 has a 64-bit size),
+    and include a ``moov`` and an ``mdat`` (so a file cut at a box boundary is caught too, and zero
+    padding after the last box is not taken for a box running to the end). JPEG ends with its FFD9 marker, PNG with its
     IEND chunk, WebP and AVI match their RIFF size. Anything else only has to be non-empty.
     Only box headers and a few bytes at each end are read, never the media data.
     """
@@ -215,6 +216,8 @@ def _bmff_problem(read_at: ReadAt, size: int) -> str | None:
         box_size, kind = struct.unpack(">I", header[:4])[0], header[4:8]
         if count == 0 and kind != b"ftyp":
             return f"its first box is {_box_name(kind)}, not 'ftyp'"
+        if not all(0x20 <= c <= 0x7E for c in kind):  # top-level box types are printable four-letter codes
+            return f"the bytes at {pos} are not a box (type {kind.hex()})"
         if box_size == 1:
             if len(header) < 16:
                 return f"the box at byte {pos} is cut short in its header"
