@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
@@ -237,22 +237,39 @@ class Transport:
     ) -> AsyncIterator[tuple[int, Mapping[str, str], AsyncIterator[bytes]]]:
         """Open a download (no API key is sent: result URLs are pre-signed).
 
+        The body comes as it was sent: ``Accept-Encoding: identity`` is asked and nothing is
+        decompressed, so its length is the length the headers announce, and a server that encodes
+        it anyway says so in ``content-encoding``, for the caller to refuse. Errors of the request
+        and of reading the body are mapped (:func:`map_errors`); errors of the caller's own work
+        inside the block (writing a file) pass through as they are.
+
         Yields:
-            The status, the lower-cased headers, and an iterator over body chunks.
+            The status, the lower-cased headers, and an iterator over the raw body's chunks.
         """
         session = self._ensure_session()
-        with map_errors("GET", _path_of(url)):
-            async with session.get(
-                url, headers=dict(headers or {}), timeout=self._timeout("download"), allow_redirects=True
-            ) as raw:
-                lowered = {k.lower(): v for k, v in raw.headers.items()}
+        path = _path_of(url)
+        sent = {"Accept-Encoding": "identity", **(headers or {})}
+        async with AsyncExitStack() as stack:
+            with map_errors("GET", path):
+                raw = await stack.enter_async_context(
+                    session.get(
+                        url,
+                        headers=sent,
+                        timeout=self._timeout("download"),
+                        allow_redirects=True,
+                        auto_decompress=False,
+                    )
+                )
+            lowered = {k.lower(): v for k, v in raw.headers.items()}
 
-                async def chunks() -> AsyncIterator[bytes]:
-                    with map_errors("GET", _path_of(url)):
-                        async for chunk in raw.content.iter_chunked(256 * 1024):
-                            yield chunk
+            async def chunks() -> AsyncGenerator[bytes, None]:
+                with map_errors("GET", path):
+                    async for chunk in raw.content.iter_chunked(256 * 1024):
+                        yield chunk
 
-                yield raw.status, lowered, chunks()
+            body = chunks()
+            stack.push_async_callback(body.aclose)  # closed here, not whenever it is collected
+            yield raw.status, lowered, body
 
     async def aclose(self) -> None:
         """Close the session if this transport made it. Idempotent."""
