@@ -1,22 +1,30 @@
 """``ViduClient.download`` against the in-process emulator: whole files, covers and watermarked
-copies, refreshed links, resumed partial files, dropped connections, hostile ids, and files kept."""
+copies, refreshed links, resumed partial files, dropped connections, hostile ids, and files kept;
+and against small hostile servers: size bounds, stalls, encoded bodies, the wrong media, untrusted
+206 answers, creations sharing an id, and files already there that are not whole."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import gzip
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import anyio
 import attrs
 import pytest
 from aiohttp import web
+from anyio.abc import SocketAttribute, SocketStream
 
 import vidu_async as vidu
 from vidu_async import Creation, Task, TaskState
+from vidu_async._download import creation_files
 from vidu_async.emulator import Emulator, EmulatorConfig
-from vidu_async.exceptions import TaskFailedError
+from vidu_async.exceptions import DownloadError, TaskFailedError
 
 SAMPLE = (Path(vidu.__file__).parent / "emulator" / "assets" / "sample.mp4").read_bytes()
 COVER = (Path(vidu.__file__).parent / "emulator" / "assets" / "cover.jpg").read_bytes()
@@ -303,3 +311,491 @@ class TestHostileIds:
         assert len(set(paths)) == 2, paths
         for path in paths:
             assert_whole_video(path)
+
+
+# --- hostile servers -------------------------------------------------------------------------------
+#
+# The emulator serves honest files; these tests need bodies no honest server sends, so each one runs
+# a small aiohttp server of its own. `anyio.fail_after(GUARD)` only turns a download that would never
+# end (the defect) into a failure instead of a hung run; no test asserts how long anything took.
+
+GUARD = 30.0
+TASK_ID = "913000000000000077"
+OTHER = SAMPLE + b"\x00\x00\x00\x10free" + b"\x00" * 8  # a second whole MP4, another size
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Access denied</title></head><body>403</body></html>\n"
+
+Handler = Callable[["Hostile", web.Request], Awaitable[web.StreamResponse]]
+
+
+class Hostile:
+    """A server answering every GET with ``handler``; records each request's path, Range and
+    Accept-Encoding, and releases handlers that hang (``released``) before it stops."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[tuple[str, str | None]] = []
+        self.encodings: list[str | None] = []
+        self.released = anyio.Event()
+        self.base = ""
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.path, request.headers.get("Range")))
+        self.encodings.append(request.headers.get("Accept-Encoding"))
+        return await self.handler(self, request)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Hostile]:
+        app = web.Application()
+        app.router.add_get("/{name}", self._answer)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            yield self
+        finally:
+            self.released.set()
+            await runner.cleanup()
+
+
+async def honest(request: web.Request, data: bytes, content_type: str = "video/mp4") -> web.Response:
+    """``data`` as an honest server sends it: whole (200) or the range asked for (206)."""
+    headers = {"Accept-Ranges": "bytes", "Content-Type": content_type}
+    if "Range" not in request.headers:
+        return web.Response(body=data, headers=headers)
+    start = int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
+    if start >= len(data):
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        return web.Response(status=416, headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:], headers=headers)
+
+
+def hostile_task(server: Hostile, *names: str, creation_id: str = "c1", cover: str | None = None) -> Task:
+    """A finished task whose creations' videos are ``names`` on ``server`` (all with one id)."""
+    creations = tuple(
+        Creation(id=creation_id, url=server.url(name), cover_url=server.url(cover) if cover else "")
+        for name in names
+    )
+    return Task(id=TASK_ID, state=TaskState.SUCCESS, raw_state="success", creations=creations)
+
+
+@asynccontextmanager
+async def hostile(handler: Handler, **policy: Any) -> AsyncIterator[tuple[Hostile, vidu.ViduClient]]:
+    """A hostile server and a client whose download policy has ``policy``."""
+    downloads = attrs.evolve(vidu.DEFAULT_DOWNLOADS, **policy)
+    async with (
+        Hostile(handler).running() as server,
+        vidu.ViduClient("test-key", base_url=server.base, downloads=downloads) as client,
+    ):
+        with anyio.fail_after(GUARD):
+            yield server, client
+
+
+def video_name(index: int | None = None) -> str:
+    return f"{TASK_ID}-c1.mp4" if index is None else f"{TASK_ID}-c1.{index}.mp4"
+
+
+class TestSizeBound:
+    """An announced or actual size over `DownloadPolicy.max_bytes` stops the download and leaves nothing."""
+
+    async def test_announced_terabyte_is_refused_at_once(self, tmp_path: Path) -> None:
+        """`Content-Length: 1 TB` (over the default bound): refused from the headers, one request, no `.part`."""
+
+        async def terabyte(server: Hostile, request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = 10**12
+            await response.prepare(request)
+            await response.write(SAMPLE[:100])
+            await server.released.wait()
+            return response
+
+        async with hostile(terabyte) as (server, client):
+            with pytest.raises(DownloadError, match="max_bytes") as caught:
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert video_name() in str(caught.value)
+        assert len(server.requests) == 1
+        assert files_under(tmp_path) == set()
+
+    async def test_content_range_total_over_the_bound_is_refused(self, tmp_path: Path) -> None:
+        """A resume answered with a Content-Range total of 1 TB: refused, and the `.part` removed."""
+
+        async def terabyte(server: Hostile, request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(
+                status=206,
+                headers={"Content-Type": "video/mp4", "Content-Range": f"bytes 100-{10**12 - 1}/{10**12}"},
+            )
+            response.content_length = 10**12 - 100
+            await response.prepare(request)
+            await response.write(SAMPLE[100:200])
+            await server.released.wait()
+            return response
+
+        (tmp_path / f"{video_name()}.part").write_bytes(SAMPLE[:100])
+        async with hostile(terabyte) as (server, client):
+            with pytest.raises(DownloadError, match="max_bytes"):
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert server.requests == [("/video.mp4", "bytes=100-")]
+        assert files_under(tmp_path) == set()
+
+    async def test_endless_body_stops_at_the_bound(self, tmp_path: Path) -> None:
+        """A body without a length that goes on (8 MB, then silence): stopped at `max_bytes`, nothing left."""
+
+        async def endless(server: Hostile, request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(SAMPLE)
+            for _ in range(8 * 64):
+                await response.write(b"\x00" * 16 * 1024)
+            await server.released.wait()
+            return response
+
+        async with hostile(endless, max_bytes=64 * 1024) as (server, client):
+            with pytest.raises(DownloadError, match="max_bytes"):
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert len(server.requests) == 1
+        assert files_under(tmp_path) == set()
+
+    async def test_body_past_its_announced_total_is_stopped(self, tmp_path: Path) -> None:
+        """A 206 sending more than its Content-Range total: stopped, the `.part` removed, not retried."""
+
+        async def overlong(server: Hostile, request: web.Request) -> web.StreamResponse:
+            headers = {
+                "Content-Type": "video/mp4",
+                "Content-Range": f"bytes 100-{len(SAMPLE) + 99}/{len(SAMPLE)}",
+            }
+            return web.Response(status=206, body=SAMPLE, headers=headers)
+
+        (tmp_path / f"{video_name()}.part").write_bytes(SAMPLE[:100])
+        async with hostile(overlong) as (server, client):
+            with pytest.raises(DownloadError, match="announced"):
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert len(server.requests) == 1
+        assert files_under(tmp_path) == set()
+
+
+class TestStall:
+    """A body that stops coming, or comes too slowly, is an interruption: resumed, then given up."""
+
+    async def test_stalled_body_is_resumed_with_range(self, tmp_path: Path) -> None:
+        """1000 bytes, then silence: after `stall_timeout` the download resumes from byte 1000."""
+
+        async def stalls_once(server: Hostile, request: web.Request) -> web.StreamResponse:
+            if len(server.requests) > 1:
+                return await honest(request, SAMPLE)
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = len(SAMPLE)
+            await response.prepare(request)
+            await response.write(SAMPLE[:1000])
+            await server.released.wait()
+            return response
+
+        async with hostile(stalls_once, stall_timeout=0.5, stall_bytes=1) as (server, client):
+            paths = await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert server.requests == [("/video.mp4", None), ("/video.mp4", "bytes=1000-")]
+        assert_whole_video(paths[0])
+        assert files_under(tmp_path) == {paths[0]}
+
+    async def test_trickle_fails_once_the_attempts_run_out(self, tmp_path: Path) -> None:
+        """A byte every 20 ms (fewer than `stall_bytes` per `stall_timeout`): each attempt stops, then
+        the download fails with DownloadError; the `.part` is kept for a later run."""
+
+        async def trickle(server: Hostile, request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = 10**6
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                while not server.released.is_set():
+                    await response.write(b"\x00")
+                    await anyio.sleep(0.02)
+            return response
+
+        async with hostile(trickle, stall_timeout=0.2, stall_bytes=1000, attempts=2) as (server, client):
+            with pytest.raises(DownloadError, match="stall"):
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert len(server.requests) == 2
+        assert not (tmp_path / video_name()).exists()
+
+
+class TestBodyWithoutLength:
+    """A body sent without a length ends when the connection closes, so a cut looks like an end."""
+
+    async def test_cut_short_is_resumed(self, tmp_path: Path) -> None:
+        """1000 bytes without Content-Length, then the connection closes: the MP4 is not whole, so the
+        `.part` is kept and resumed with Range (not refused, not renamed)."""
+        ranges: list[str | None] = []
+
+        async def serve(stream: SocketStream) -> None:
+            async with stream:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await stream.receive()
+                lines = head.decode("latin-1").split("\r\n")
+                asked = next(
+                    (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("range:")),
+                    None,
+                )
+                ranges.append(asked)
+                if asked is None:
+                    answer = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n"
+                    await stream.send(answer + SAMPLE[:1000])
+                    return
+                start = int(asked.removeprefix("bytes=").rstrip("-"))
+                answer = (
+                    "HTTP/1.1 206 Partial Content\r\nContent-Type: video/mp4\r\n"
+                    f"Content-Range: bytes {start}-{len(SAMPLE) - 1}/{len(SAMPLE)}\r\n"
+                    f"Content-Length: {len(SAMPLE) - start}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                await stream.send(answer + SAMPLE[start:])
+
+        async with (
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as listener,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(listener.serve, serve)
+            base = f"http://127.0.0.1:{listener.extra(SocketAttribute.local_port)}"
+            task = Task(
+                id=TASK_ID,
+                state=TaskState.SUCCESS,
+                raw_state="success",
+                creations=(Creation(id="c1", url=f"{base}/video.mp4"),),
+            )
+            async with vidu.ViduClient("test-key", base_url=base) as client:
+                with anyio.fail_after(GUARD):
+                    paths = await client.download(task, tmp_path)
+            tg.cancel_scope.cancel()
+        assert ranges == [None, "bytes=1000-"]
+        assert_whole_video(paths[0])
+        assert files_under(tmp_path) == {paths[0]}
+
+
+class TestNoDecompression:
+    """Downloads ask for the bytes as they are, and never inflate what comes back."""
+
+    async def test_identity_is_asked(self, tmp_path: Path) -> None:
+        """Every download request says `Accept-Encoding: identity`."""
+
+        async def plain(server: Hostile, request: web.Request) -> web.StreamResponse:
+            return await honest(request, SAMPLE)
+
+        async with hostile(plain) as (server, client):
+            paths = await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert server.encodings == ["identity"]
+        assert_whole_video(paths[0])
+
+    async def test_gzip_body_is_not_inflated(self, tmp_path: Path) -> None:
+        """A 20 KB gzip body (20 MB inflated) sent anyway: refused for its encoding, nothing written."""
+        bomb = gzip.compress(b"\x00" * 20 * 1024 * 1024)
+
+        async def gzipped(server: Hostile, request: web.Request) -> web.StreamResponse:
+            return web.Response(body=bomb, headers={"Content-Type": "video/mp4", "Content-Encoding": "gzip"})
+
+        async with hostile(gzipped) as (server, client):
+            with pytest.raises(DownloadError, match="gzip"):
+                await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert len(server.requests) == 1
+        assert files_under(tmp_path) == set()
+
+
+class TestMediaCheck:
+    """What is renamed into place is the kind of file its name says, and whole."""
+
+    @pytest.mark.parametrize(
+        ("video", "cover", "bad", "got"),
+        [
+            pytest.param(HTML_PAGE, COVER, "video.mp4", "HTML", id="html-as-video"),
+            pytest.param(COVER, COVER, "video.mp4", "JPEG", id="jpeg-as-video"),
+            pytest.param(SAMPLE, HTML_PAGE, "cover.jpg", "HTML", id="html-as-cover"),
+        ],
+    )
+    async def test_wrong_kind_is_not_saved(
+        self, tmp_path: Path, video: bytes, cover: bytes, bad: str, got: str
+    ) -> None:
+        """A 200 carrying something else: DownloadError naming the file and what came; it is not saved
+        (nor asked for again: the same link would send the same)."""
+        name = video_name() if bad == "video.mp4" else f"{TASK_ID}-c1-cover.jpg"
+
+        async def serve(server: Hostile, request: web.Request) -> web.StreamResponse:
+            return await honest(request, video if request.path == "/video.mp4" else cover, "text/html")
+
+        async with hostile(serve) as (server, client):
+            with pytest.raises(DownloadError, match=got) as caught:
+                await client.download(
+                    hostile_task(server, "video.mp4", cover="cover.jpg"), tmp_path, cover=True
+                )
+        assert name in str(caught.value)
+        assert not (tmp_path / name).exists()
+        assert not (tmp_path / f"{name}.part").exists()
+        assert [path for path, _ in server.requests].count(f"/{bad}") == 1
+
+    async def test_206_to_a_plain_get_is_not_trusted(self, tmp_path: Path) -> None:
+        """A 206 (from byte 100) answering a request without Range: discarded; a plain GET starts over."""
+
+        async def bogus_first(server: Hostile, request: web.Request) -> web.StreamResponse:
+            if len(server.requests) == 1:
+                headers = {
+                    "Content-Type": "video/mp4",
+                    "Content-Range": f"bytes 100-{len(SAMPLE) - 1}/{len(SAMPLE)}",
+                }
+                return web.Response(status=206, body=SAMPLE[100:], headers=headers)
+            return await honest(request, SAMPLE)
+
+        async with hostile(bogus_first) as (server, client):
+            paths = await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert server.requests == [("/video.mp4", None), ("/video.mp4", None)]
+        assert_whole_video(paths[0])
+        assert files_under(tmp_path) == {paths[0]}
+
+    async def test_206_from_another_byte_is_not_trusted(self, tmp_path: Path) -> None:
+        """Asked from byte 1000, a 206 from byte 0: the `.part` is discarded and a plain GET starts over."""
+
+        async def from_zero(server: Hostile, request: web.Request) -> web.StreamResponse:
+            if "Range" in request.headers:
+                headers = {
+                    "Content-Type": "video/mp4",
+                    "Content-Range": f"bytes 0-{len(SAMPLE) - 1}/{len(SAMPLE)}",
+                }
+                return web.Response(status=206, body=SAMPLE, headers=headers)
+            return await honest(request, SAMPLE)
+
+        (tmp_path / f"{video_name()}.part").write_bytes(SAMPLE[:1000])
+        async with hostile(from_zero) as (server, client):
+            paths = await client.download(hostile_task(server, "video.mp4"), tmp_path)
+        assert server.requests == [("/video.mp4", "bytes=1000-"), ("/video.mp4", None)]
+        assert_whole_video(paths[0])
+        assert files_under(tmp_path) == {paths[0]}
+
+    @pytest.mark.parametrize(
+        ("part", "answer"),
+        [
+            pytest.param(b"\x00" * 1000, 206, id="resumed-prefix-of-another-file"),
+            pytest.param(b"\x00" * len(SAMPLE), 416, id="whole-size-of-another-file"),
+        ],
+    )
+    async def test_part_of_another_file_is_not_renamed(
+        self, tmp_path: Path, part: bytes, answer: int
+    ) -> None:
+        """A `.part` whose bytes are not this video's: after the resume (206) or the 416 saying it is
+        whole, the check fails, so it is deleted and the video downloaded afresh."""
+        async with running() as (_, client, seen):
+            task = await finished(client)
+            name = f"{task.id}-{task.creations[0].id}.mp4"
+            (tmp_path / f"{name}.part").write_bytes(part)
+            paths = await client.download(task, tmp_path)
+        assert [(s.range, s.status) for s in seen] == [(f"bytes={len(part)}-", answer), (None, 200)]
+        assert_whole_video(paths[0])
+        assert files_under(tmp_path) == {(tmp_path / name).resolve()}
+
+
+class TestSameCreationIds:
+    """Creations that share an id still get a file (and a `.part`) each."""
+
+    async def test_two_creations_with_one_id(self, tmp_path: Path) -> None:
+        """Two creations `c1` with different videos: `-c1.0.mp4` and `-c1.1.mp4`, each its own video."""
+
+        async def two(server: Hostile, request: web.Request) -> web.StreamResponse:
+            return await honest(request, SAMPLE if request.path == "/one.mp4" else OTHER)
+
+        async with hostile(two) as (server, client):
+            paths = await client.download(hostile_task(server, "one.mp4", "two.mp4"), tmp_path)
+        assert [p.name for p in paths] == [video_name(0), video_name(1)]
+        assert paths[0].read_bytes() == SAMPLE
+        assert paths[1].read_bytes() == OTHER
+        assert files_under(tmp_path) == set(paths)
+
+    def test_unique_ids_keep_their_names(self) -> None:
+        """With distinct ids the names are `{task_id}-{creation_id}` as before (journals list them);
+        only the ids that repeat get their position."""
+        url = "https://example.com/v.mp4"
+        task = Task(
+            id="t1",
+            state=TaskState.SUCCESS,
+            raw_state="success",
+            creations=(
+                Creation(id="a", url=url, cover_url=url),
+                Creation(id="b", url=url),
+                Creation(id="a", url=url),
+            ),
+        )
+        assert [f.name for f in creation_files(task, cover=True)] == [
+            "t1-a.0.mp4",
+            "t1-a.0-cover.jpg",
+            "t1-b.mp4",
+            "t1-a.2.mp4",
+        ]
+        unique = attrs.evolve(task, creations=task.creations[:2])
+        assert [f.name for f in creation_files(unique, cover=True)] == [
+            "t1-a.mp4",
+            "t1-a-cover.jpg",
+            "t1-b.mp4",
+        ]
+
+
+class TestFilesAlreadyThere:
+    """A file already in place is kept only when whole; otherwise it is downloaded again."""
+
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+            pytest.param(lambda data: data[:-1], id="one-byte-short"),
+            pytest.param(lambda data: b"", id="empty"),
+            pytest.param(lambda data: HTML_PAGE, id="html-page"),
+            pytest.param(lambda data: data + b"\x00" * 10, id="trailing-bytes"),
+        ],
+    )
+    async def test_damaged_video_is_downloaded_again(
+        self, tmp_path: Path, damage: Callable[[bytes], bytes]
+    ) -> None:
+        """The video in place is not whole: one request replaces it with the whole video."""
+        async with running() as (emu, client, seen):
+            task = await finished(client)
+            first = await client.download(task, tmp_path)
+            first[0].write_bytes(damage(first[0].read_bytes()))
+            again = await client.download(task, tmp_path)
+            assert emu.stats.downloads == 2
+        assert [(s.range, s.status) for s in seen] == [(None, 200), (None, 200)]
+        assert again == first
+        assert_whole_video(again[0])
+        assert files_under(tmp_path) == {again[0]}
+
+    async def test_deleted_video_is_downloaded_again(self, tmp_path: Path) -> None:
+        """After the folder is removed, the next download fetches the video again."""
+        async with running() as (emu, client, _):
+            task = await finished(client)
+            first = await client.download(task, tmp_path / "videos")
+            shutil.rmtree(tmp_path / "videos")
+            again = await client.download(task, tmp_path / "videos")
+            assert emu.stats.downloads == 2
+        assert again == first
+        assert_whole_video(again[0])
+
+    async def test_truncated_cover_is_downloaded_again(self, tmp_path: Path) -> None:
+        """A cover without its JPEG end marker is fetched again; the whole video beside it is kept."""
+        async with running() as (_, client, seen):
+            task = await finished(client)
+            paths = await client.download(task, tmp_path, cover=True)
+            cover = next(p for p in paths if p.name.endswith("-cover.jpg"))
+            cover.write_bytes(COVER[:-2])
+            seen.clear()
+            await client.download(task, tmp_path, cover=True)
+        assert [s.path.rsplit(".", 1)[-1] for s in seen] == ["jpg"]
+        assert cover.read_bytes() == COVER
+
+    async def test_whole_video_put_there_is_kept_without_a_request(self, tmp_path: Path) -> None:
+        """A whole video already at the name (however it got there) is kept: no request at all."""
+        async with running() as (emu, client, seen):
+            task = await finished(client)
+            path = tmp_path / f"{task.id}-{task.creations[0].id}.mp4"
+            path.write_bytes(SAMPLE)
+            before = path.stat().st_mtime_ns
+            paths = await client.download(task, tmp_path)
+            assert emu.stats.downloads == 0
+        assert seen == []
+        assert paths == [path.resolve()]
+        assert path.stat().st_mtime_ns == before

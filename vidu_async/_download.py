@@ -1,11 +1,19 @@
 """Streaming downloads of a task's videos: to a temporary file, checked, then renamed into place.
 
 A file is streamed in chunks to ``<name>.part`` beside its destination (written from a worker
-thread, so the event loop never waits on the disk), its size is checked against Content-Length, and
-only then is it renamed (``os.replace``) to its final name: a finished name is always a whole file.
-An interrupted download resumes from its ``.part`` with a Range request. A link that expired (or
-answers 403/404/410) is replaced by a fresh one read from the task. File names come from the task
-and creation ids, never from the URL, and never leave the destination folder.
+thread, so the event loop never waits on the disk) as the server sent it: ``Accept-Encoding:
+identity`` is asked and nothing is decompressed, so its size compares with the announced length.
+Only when it has that length, is the kind of media its name says (an ``.mp4`` an ISO BMFF video,
+a ``-cover.jpg`` an image) and is whole by its own structure (:func:`_sniff.why_incomplete`) is it
+renamed (``os.replace``) to its final name: a finished name is always a whole file.
+
+Bounds (:class:`DownloadPolicy`): an announced or actual size over ``max_bytes`` is refused and its
+``.part`` removed; a body slower than ``stall_bytes`` per ``stall_timeout`` is stopped and resumed.
+An interrupted download resumes from its ``.part`` with a Range request, and a 206 answer that does
+not start at the byte asked for is not trusted (the ``.part`` is discarded). A link that expired (or
+answers 401/403/404/410) is replaced by a fresh one read from the task. A file already in place is
+kept only if it is whole; otherwise it is deleted and downloaded again. File names come from the
+task and creation ids, never from the URL, and never leave the destination folder.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +34,7 @@ import attrs
 
 from ._config import DEFAULT_DOWNLOADS, DownloadPolicy
 from ._models import Creation, Task
+from ._sniff import describe, sniff, why_incomplete
 from ._transport import Transport
 from .exceptions import DownloadError, TransportError, ViduError
 
@@ -36,6 +46,16 @@ PART_SUFFIX: Final = ".part"
 #: Statuses that mean "this link no longer works; ask the task for a fresh one".
 _STALE_LINK: Final = frozenset({401, 403, 404, 410})
 _SAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
+_CONTENT_RANGE: Final = re.compile(r"bytes\s+(?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+|\*)", re.IGNORECASE)
+#: What each kind of file must sniff as before it is renamed into place, and its name in messages.
+_ACCEPTED: Final = {
+    "video": frozenset({"video/mp4", "video/quicktime"}),
+    "watermarked": frozenset({"video/mp4", "video/quicktime"}),
+    "cover": frozenset({"image/jpeg", "image/png", "image/webp"}),
+}
+_WANTED: Final = {"video": "an MP4 video", "watermarked": "an MP4 video", "cover": "an image"}
+#: Bytes read from the start of a file to tell its kind.
+_HEAD: Final = 64
 
 
 def safe_name(text: str) -> str:
@@ -55,27 +75,42 @@ def safe_name(text: str) -> str:
 class _File:
     kind: str  # "video", "cover", "watermarked"
     creation_id: str
+    index: int  # the creation's position in the task
     name: str
 
 
 def creation_files(task: Task, *, cover: bool = False, watermarked: bool = False) -> list[_File]:
     """The files to fetch for ``task``: ``{task_id}-{creation_id}.mp4`` for each creation (plus
-    ``-cover.jpg`` and ``-wm.mp4`` when asked and offered)."""
+    ``-cover.jpg`` and ``-wm.mp4`` when asked and offered).
+
+    Creations whose (sanitized) ids repeat within the task also carry their position,
+    ``{task_id}-{creation_id}.{index}.mp4``, so that each has a file and a ``.part`` of its own;
+    unique ids keep the plain names (journals and results files list them).
+    """
     files: list[_File] = []
     base = safe_name(task.id)
-    for index, creation in enumerate(task.creations):
-        stem = f"{base}-{safe_name(creation.id or str(index))}"
+    stems = [
+        f"{base}-{safe_name(creation.id or str(index))}" for index, creation in enumerate(task.creations)
+    ]
+    repeated = {stem for stem, count in Counter(stems).items() if count > 1}
+    for index, (creation, stem) in enumerate(zip(task.creations, stems, strict=True)):
+        if stem in repeated:
+            stem = f"{stem}.{index}"  # safe names have no dot: this cannot meet another id's name
         if creation.url:
-            files.append(_File("video", creation.id, f"{stem}.mp4"))
+            files.append(_File("video", creation.id, index, f"{stem}.mp4"))
         if cover and creation.cover_url:
-            files.append(_File("cover", creation.id, f"{stem}-cover.jpg"))
+            files.append(_File("cover", creation.id, index, f"{stem}-cover.jpg"))
         if watermarked and creation.watermarked_url:
-            files.append(_File("watermarked", creation.id, f"{stem}-wm.mp4"))
+            files.append(_File("watermarked", creation.id, index, f"{stem}-wm.mp4"))
     return files
 
 
 def _url_of(task: Task, file: _File) -> str:
-    for creation in task.creations:
+    """The file's link in ``task`` (the creation at its position, else the first with its id)."""
+    creations = task.creations
+    if file.index < len(creations) and creations[file.index].id == file.creation_id:
+        return _pick(creations[file.index], file.kind)
+    for creation in creations:
         if creation.id == file.creation_id:
             return _pick(creation, file.kind)
     return ""
@@ -121,7 +156,8 @@ class Downloader:
     async def download(
         self, task: Task, dest: str | os.PathLike[str], *, cover: bool = False, watermarked: bool = False
     ) -> list[Path]:
-        """Every file of ``task`` into ``dest``; returns their paths. Files already there are kept."""
+        """Every file of ``task`` into ``dest``; returns their paths. Files already there are kept
+        when whole; any other is downloaded again."""
         folder = Path(dest)
         await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
         root = await anyio.to_thread.run_sync(folder.resolve)
@@ -152,7 +188,7 @@ class Downloader:
 
     async def _fetch(self, task: Task, file: _File, path: Path) -> Task:
         """One file, resumed and refreshed as needed; returns the task as last read."""
-        if await anyio.Path(path).exists():
+        if await anyio.to_thread.run_sync(_keep_existing, path, file.kind):
             return task
         part = path.with_name(path.name + PART_SUFFIX)
         async with self._slots:
@@ -163,7 +199,7 @@ class Downloader:
                     task, refreshed = await self._refresh(task.id), True
                     continue
                 try:
-                    await self._stream(url, part, path)
+                    await self._stream(url, part, path, file.kind)
                     return task
                 except _StaleLink as stale:
                     if refreshed and attempt > 2:
@@ -174,38 +210,139 @@ class Downloader:
                         "link for %s answered %d; reading the task for a fresh one", file.name, stale.status
                     )
                     task, refreshed = await self._refresh(task.id), True
+                except _Refused as refused:
+                    # Nothing of this answer can become a good file, and asking again gets the same.
+                    await anyio.Path(part).unlink(missing_ok=True)
+                    raise DownloadError(str(refused)) from None
                 except (TransportError, DownloadError) as exc:
                     if attempt == self._attempts:
                         raise
-                    logger.info("download of %s interrupted (%s); resuming", file.name, exc)
+                    logger.info("download of %s interrupted (%s); trying again", file.name, exc)
                     await anyio.sleep(min(2.0, 0.2 * 2**attempt))
         raise DownloadError(f"{file.name}: gave up after {self._attempts} attempts")
 
-    async def _stream(self, url: str, part: Path, path: Path) -> None:
-        """Fetch ``url`` into ``part`` (resuming it), check its size, rename it to ``path``."""
-        have = (await anyio.Path(part).stat()).st_size if await anyio.Path(part).exists() else 0
+    async def _stream(self, url: str, part: Path, path: Path, kind: str) -> None:
+        """Fetch ``url`` into ``part`` (resuming it), check it, rename it to ``path``.
+
+        Raises:
+            _StaleLink: the link is refused; a fresh one may work.
+            _Refused: the answer can never make a good file (over the size bound, encoded, or not
+                the media the name says, though downloaded afresh).
+            DownloadError: an interruption (short, stalled, an untrusted 206, a resumed ``.part``
+                that turned out not to be this file's): the next attempt resumes or starts over.
+            TransportError: the connection failed.
+        """
+        policy = self.policy
+        have = await _size_of(part)
+        if have > policy.max_bytes:  # not the start of any file that could be accepted
+            await anyio.Path(part).unlink()
+            have = 0
         headers = {"Range": f"bytes={have}-"} if have else {}
-        total: int | None
-        async with self._transport.stream(url, headers=headers) as (status, response_headers, chunks):
-            if status in _STALE_LINK:
-                raise _StaleLink(status)
-            if status == 416 and have and _total_of(response_headers) == have:
-                total = written = have  # the partial file is already whole (a crash came before the rename)
-            elif status == 416 and have:
-                await anyio.Path(part).unlink()  # the partial file is not a prefix of this file
-                raise DownloadError(f"{path.name}: the partial file did not match; starting again")
-            elif status not in (200, 206):
-                raise DownloadError(f"{path.name}: the download answered HTTP {status}")
-            else:
-                total = _expected_size(status, response_headers, have)
-                written = have if status == 206 else 0
-                async with await anyio.open_file(part, "ab" if status == 206 else "wb") as out:
-                    async for chunk in chunks:
-                        await out.write(chunk)
-                        written += len(chunk)
-        if total is not None and written != total:
+        resumed = False
+        total: int | None = None
+        # One deadline for the whole exchange, pushed back each time `stall_bytes` more arrive.
+        watch = anyio.CancelScope(deadline=anyio.current_time() + policy.stall_timeout)
+        with watch:
+            async with self._transport.stream(url, headers=headers) as (status, response_headers, chunks):
+                if status in _STALE_LINK:
+                    raise _StaleLink(status)
+                if status == 416 and have:
+                    if _total_of(response_headers) != have:
+                        await anyio.Path(part).unlink()  # the partial file is not a prefix of this file
+                        raise DownloadError(f"{path.name}: the partial file did not match; starting again")
+                    resumed, total = True, have  # the partial file is whole (a crash came before the rename)
+                elif status not in (200, 206):
+                    raise DownloadError(f"{path.name}: the download answered HTTP {status}")
+                else:
+                    resumed = status == 206
+                    total = await self._announced(status, response_headers, have, part, path)
+                    await self._receive(chunks, part, path, have if resumed else 0, total, watch)
+        if watch.cancelled_caught:
+            raise DownloadError(
+                f"{path.name}: stalled (fewer than {policy.stall_bytes} bytes in "
+                f"{policy.stall_timeout:g} s); will resume"
+            )
+        verdict = await anyio.to_thread.run_sync(_inspect, part, kind)
+        if verdict is None:
+            await anyio.to_thread.run_sync(os.replace, part, path)
+        elif total is None and verdict.cut_short:
+            # No length was announced, so a dropped connection looks like the end of the body.
+            raise DownloadError(f"{path.name}: {verdict}; will resume")
+        elif resumed:  # the partial file may have been another file's: start over
+            await anyio.Path(part).unlink(missing_ok=True)
+            raise DownloadError(f"{path.name}: after resuming, {verdict}; starting again")
+        else:
+            raise _Refused(f"{path.name}: {verdict}; not saved")
+
+    async def _announced(
+        self, status: int, headers: Mapping[str, str], have: int, part: Path, path: Path
+    ) -> int | None:
+        """The whole file's size as the headers of a 200 or 206 announce it (``None``: unknown),
+        once the answer is found fit to write."""
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise _Refused(
+                f"{path.name}: the server sent it {encoding}-encoded though identity was asked; not saved"
+            )
+        length = _number(headers.get("content-length"))
+        total: int | None = length
+        if status == 206:
+            match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+            if not have or match is None or int(match["start"]) != have:
+                await anyio.Path(part).unlink(missing_ok=True)
+                asked = f"from byte {have}" if have else "without Range"
+                got = (
+                    f"Content-Range {headers['content-range']!r}"
+                    if "content-range" in headers
+                    else "no Content-Range"
+                )
+                raise DownloadError(f"{path.name}: a 206 answer to a request {asked} ({got}); starting again")
+            total = int(match["total"]) if match["total"] != "*" else None
+            if total is None and length is not None:
+                total = have + length
+        if total is not None and total > self.policy.max_bytes:
+            raise _Refused(
+                f"{path.name}: the server announces {total} bytes, over DownloadPolicy.max_bytes "
+                f"({self.policy.max_bytes}); not saved"
+            )
+        return total
+
+    async def _receive(
+        self,
+        chunks: AsyncIterator[bytes],
+        part: Path,
+        path: Path,
+        start: int,
+        total: int | None,
+        watch: anyio.CancelScope,
+    ) -> None:
+        """Write the body to ``part`` from byte ``start``, within the size bound, pushing back the
+        stall deadline each time ``stall_bytes`` more have come."""
+        policy = self.policy
+        limit = policy.max_bytes if total is None else min(total, policy.max_bytes)
+        written = start
+        window = 0
+        out = await anyio.open_file(part, "ab" if start else "wb")
+        try:
+            async for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    raise _Refused(
+                        f"{path.name}: the server sent more than the {total} bytes it announced; not saved"
+                        if total is not None and total <= policy.max_bytes
+                        else f"{path.name}: the body goes past DownloadPolicy.max_bytes "
+                        f"({policy.max_bytes}); not saved"
+                    )
+                await out.write(chunk)
+                window += len(chunk)
+                if window >= policy.stall_bytes:
+                    window = 0
+                    watch.deadline = anyio.current_time() + policy.stall_timeout
+        finally:
+            with anyio.CancelScope(shield=True):  # closed even when the stall deadline cancels
+                await out.aclose()
+        if total is not None and written < total:
             raise DownloadError(f"{path.name}: got {written} bytes of {total}; will resume")
-        await anyio.to_thread.run_sync(os.replace, part, path)
 
 
 class _StaleLink(Exception):
@@ -214,17 +351,64 @@ class _StaleLink(Exception):
         self.status = status
 
 
+class _Refused(Exception):
+    """An answer that can never make a good file: its ``.part`` is removed and it is not retried."""
+
+
+async def _size_of(path: Path) -> int:
+    try:
+        return (await anyio.Path(path).stat()).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
 def _total_of(headers: Mapping[str, str]) -> int | None:
     total = (headers.get("content-range") or "").rpartition("/")[2]
     return int(total) if total.isdigit() else None
 
 
-def _expected_size(status: int, headers: Mapping[str, str], have: int) -> int | None:
-    """The whole file's size from Content-Range (206) or Content-Length (200)."""
-    length = headers.get("content-length")
-    if status == 206:
-        total = _total_of(headers)
-        if total is not None:
-            return total
-        return have + int(length) if length and length.isdigit() else None
-    return int(length) if length and length.isdigit() else None
+@attrs.frozen
+class _Verdict:
+    """Why a file is not a whole file of its kind."""
+
+    problem: str
+    cut_short: bool  # the right kind, but not whole (rather than another kind altogether)
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+def _inspect(path: Path, kind: str) -> _Verdict | None:
+    """Why the file at ``path`` is not a whole file of ``kind`` (``"got an HTML page, not an MP4
+    video"``, ``"not whole: ..."``), or ``None``. Reads a few headers only; runs in a worker thread."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+
+        def read_at(offset: int, length: int) -> bytes:
+            file.seek(offset)
+            return file.read(length)
+
+        head = read_at(0, _HEAD)
+        info = sniff(head)
+        if info is None or info.mime not in _ACCEPTED[kind]:
+            return _Verdict(f"got {describe(head)}, not {_WANTED[kind]}", cut_short=False)
+        problem = why_incomplete(read_at, size)
+        return None if problem is None else _Verdict(f"not whole: {problem}", cut_short=True)
+
+
+def _keep_existing(path: Path, kind: str) -> bool:
+    """Whether a file already at ``path`` is whole and of ``kind``, so kept; one that is not is
+    deleted, to be downloaded again. Runs in a worker thread."""
+    try:
+        verdict = _inspect(path, kind)
+    except FileNotFoundError:
+        return False
+    if verdict is None:
+        return True
+    logger.warning("%s: the file already there is not kept (%s); downloading it again", path.name, verdict)
+    path.unlink(missing_ok=True)
+    return False
