@@ -492,6 +492,30 @@ class TestDownloads:
         assert whole[4:8] == b"ftyp"
         assert emu.stats.downloads == 5
 
+    async def test_throttled(self) -> None:
+        """``download_bytes_per_second`` serves the same bytes, a small chunk at a time (whole and
+        by Range), with the same headers; a HEAD is answered at once."""
+        async with running() as (emu, session):
+            task = await create(emu, session)
+            await emu.wait_idle()
+            _, data = await get_json(session, f"{emu.base_url}/ent/v2/tasks/{task['task_id']}/creations")
+            async with session.get(data["creations"][0]["url"]) as response:
+                whole = await response.read()
+        async with running(download_bytes_per_second=1e6) as (emu, session):
+            task = await create(emu, session)
+            await emu.wait_idle()
+            _, data = await get_json(session, f"{emu.base_url}/ent/v2/tasks/{task['task_id']}/creations")
+            url = data["creations"][0]["url"]
+            async with session.get(url) as response:
+                chunks = [chunk async for chunk in response.content.iter_any()]
+                assert int(response.headers["Content-Length"]) == len(whole)
+            async with session.get(url, headers={"Range": "bytes=100-"}) as response:
+                assert (response.status, await response.read()) == (206, whole[100:])
+            async with session.head(url) as response:
+                assert (response.status, response.headers["Content-Length"]) == (200, str(len(whole)))
+        assert b"".join(chunks) == whole
+        assert max(map(len, chunks)) <= 512
+
     async def test_expired(self) -> None:
         """With a zero ttl every link has expired: 403."""
         async with running(url_ttl=0.0) as (emu, session):

@@ -531,6 +531,7 @@ class TestReceiverWithoutDedupe:
                 headers = _signing.signed_headers(
                     key="k", url=url, nonce=str(uuid.uuid4()), date=_signing.http_date()
                 )
+                headers["Content-Type"] = "application/json"
                 async with client.post("/vidu/callback", data=lie("t1"), headers=headers) as response:
                     assert response.status == 200
         assert [t.id for t in got] == ["t1", "t1"]

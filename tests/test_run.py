@@ -134,8 +134,11 @@ def listening_on(log: Path) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def emulator_process(log: Path, *, concurrency: int, processing_time: float) -> AsyncIterator[Server]:
-    """``vidu-async emulator --port 0`` in a process of its own, until the block ends (then Ctrl-C)."""
+async def emulator_process(
+    log: Path, *, concurrency: int, processing_time: float, extra: Iterable[str] = ()
+) -> AsyncIterator[Server]:
+    """``vidu-async emulator --port 0`` (with ``extra`` options) in a process of its own, until the
+    block ends (then Ctrl-C)."""
     argv = command(
         "emulator",
         "--port",
@@ -146,6 +149,7 @@ async def emulator_process(log: Path, *, concurrency: int, processing_time: floa
         str(concurrency),
         "--processing-time",
         str(processing_time),
+        *extra,
     )
     with log.open("wb") as sink:
         process = await anyio.open_process(argv, stdout=sink, stderr=sink, env=clean_env())

@@ -238,6 +238,7 @@ def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
         processing_time=args.processing_time,
         path_prefix=args.prefix,
         extra_models=args.extra_model,
+        download_bytes_per_second=args.download_bytes_per_second,
         faults=faults,
     )
 
@@ -503,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="also accept this model name, with generic checks (repeatable; others outside the table are refused)",
+    )
+    p.add_argument(
+        "--download-bytes-per-second",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="serve downloads at about N bytes a second, as a slow CDN would (default: at once)",
     )
     p.add_argument(
         "--fault",

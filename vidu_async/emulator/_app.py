@@ -96,6 +96,8 @@ def _asset(name: str) -> bytes:
 
 #: The files every creation serves: a real, playable H.264 MP4 and a JPEG cover.
 SAMPLE_MP4: Final = _asset("sample.mp4")
+#: Bytes per write of a throttled download (``EmulatorConfig.download_bytes_per_second``).
+_SLOW_CHUNK: Final = 512
 COVER_JPG: Final = _asset("cover.jpg")
 
 
@@ -811,7 +813,18 @@ async def _download(request: web.Request) -> web.StreamResponse:
         data = data[start:stop]
         status = 206
     runtime.stats.downloads += 1
-    return web.Response(body=data, status=status, headers=headers)
+    rate = runtime.config.download_bytes_per_second
+    if rate is None or request.method != "GET":  # a HEAD has no body to throttle
+        return web.Response(body=data, status=status, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = len(data)
+    await response.prepare(request)
+    for start in range(0, len(data), _SLOW_CHUNK):
+        chunk = data[start : start + _SLOW_CHUNK]
+        await response.write(chunk)
+        await asyncio.sleep(len(chunk) / rate)
+    await response.write_eof()
+    return response
 
 
 # --- the application -------------------------------------------------------------------------------

@@ -195,6 +195,8 @@ class EmulatorConfig:
         query_includes_id: Whether ``GET …/creations`` carries ``id`` (the official example has none).
         credit_insufficient_status: 400 (the error table, int ``code``) or 402 (an observed body with
             string ``code``).
+        download_bytes_per_second: Serve downloads at about this rate, in small chunks (a slow
+            CDN: a client's partial files are then on disk for a while); ``None``: at once.
         extra_models: Model names accepted beyond the documented table, with the generic checks
             only (and charged as 5 s at 720p). Any other unknown name answers 400
             ``ModelUnavailable``, as Vidu does for a model it does not offer; the SDK itself lets
@@ -217,6 +219,7 @@ class EmulatorConfig:
     query_includes_id: bool = True
     credit_insufficient_status: int = attrs.field(default=400)
     extra_models: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    download_bytes_per_second: float | None = None
     faults: FaultConfig = DEFAULT_FAULTS
     callbacks: CallbackConfig = DEFAULT_CALLBACKS
 
