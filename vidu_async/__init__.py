@@ -20,6 +20,7 @@ module                 owns
 ``_limits``            the request-rate budget (token bucket with AIMD)
 ``_poll``              the poll scheduler: one background task per client
 ``_batch``             ``generate_many``: fan-out under the in-flight limit, resume, ``BatchResult``
+``_batch_input``       a batch's input items, their keys (by content) and request hashes
 ``_journal``           the ``Journal`` protocol and its SQLite store
 ``_download``          streaming downloads: ``.part`` files, Range resume, fresh links
 ``_events``            typed events for metrics hooks

@@ -789,9 +789,11 @@ class ViduClient:
         """Save every video of a finished task into the folder ``dest``.
 
         Files are named ``{task_id}-{creation_id}.mp4`` (``-cover.jpg``, ``-wm.mp4`` when asked),
-        streamed to a ``.part`` file, checked against Content-Length and renamed into place; a file
-        already there is kept, a ``.part`` is resumed, and an expired link is replaced by a fresh
-        one from the task.
+        streamed to a ``.part`` file within :class:`DownloadPolicy`'s size bound and stall timeout,
+        checked (its length, its media type, a whole file by its own structure) and renamed into
+        place. A whole file already there is kept without a request; a missing or damaged one is
+        fetched again, a ``.part`` is resumed, and an expired link is replaced by a fresh one from
+        the task.
 
         Args:
             task: The task (or its id: it is read first).

@@ -370,8 +370,10 @@ class BudgetExceededError(ViduError):
 
 
 class DownloadError(ViduError):
-    """A video could not be saved whole (wrong size, a link that stays refused, an unwritable folder).
-    A partial file is kept beside the destination as ``<name>.part`` and resumed next time."""
+    """A video could not be saved whole: an interrupted or stalled body (its partial file is kept
+    beside the destination as ``<name>.part`` and resumed next time), or an answer that can never
+    become the file (larger than ``DownloadPolicy.max_bytes``, encoded, not the media its name
+    claims, a link that stays refused, an unwritable folder: nothing is kept)."""
 
 
 class CallbackVerificationError(ViduError):
