@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from conftest import FIXTURES, load_fixture
 from test_sniff import make_jpeg, make_mov, make_mp4, make_png, make_webp_vp8x
@@ -20,6 +22,7 @@ from vidu_async._convert import (
     structure_credits,
     structure_task,
     structure_task_list,
+    task_to_json,
 )
 from vidu_async._models import (
     Creation,
@@ -425,34 +428,29 @@ class TestStructureTask:
         "raw", ["15.5", "abc", True, 15.5, "", [15], "nan", "inf"], ids=lambda v: repr(v)
     )
     def test_bad_credits(self, raw: object) -> None:
-        """Credits that are not a whole number are an error at ``$.credits``."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task({"id": "1", "credits": raw})
-        assert any(e.endswith("@ $.credits") for e in info.value.errors)
-        assert info.value.body == {"id": "1", "credits": raw}
+        """Credits that are not a whole number are ``None``, the value kept in ``extra``."""
+        task = structure_task({"id": "1", "state": "success", "credits": raw})
+        assert (task.state, task.credits, task.extra) == (TaskState.SUCCESS, None, {"credits": raw})
 
-    def test_error_path_inside_creations(self) -> None:
-        """Errors inside creations carry their index in the path."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task({"id": "1", "creations": [{"id": "a"}, {"id": ["b"]}]})
-        assert info.value.errors == ("invalid value for type, expected str @ $.creations[1].id",)
-        assert "$.creations[1].id" in str(info.value)
+    def test_bad_field_inside_a_creation(self) -> None:
+        """A creation's unreadable field takes its default, the value kept in the creation's ``extra``."""
+        task = structure_task({"id": "1", "creations": [{"id": "a"}, {"id": ["b"], "url": "u"}]})
+        assert task.creations == (Creation(id="a"), Creation(url="u", extra={"id": ["b"]}))
+        assert task.extra == {}
 
-    def test_error_path_of_video(self) -> None:
-        """A broken ``video`` object is reported at its path."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task({"id": "1", "creations": [{"video": {"fps": "fast"}}]})
-        assert any("$.creations[0].video" in e for e in info.value.errors)
+    def test_video_read_in_part(self) -> None:
+        """A ``video`` with one garbled number keeps the others; the creation keeps the object as sent."""
+        raw = {"fps": "fast", "duration": 8, "resolution": {"width": "wide", "height": 720}}
+        (creation,) = structure_task({"id": "1", "creations": [{"url": "u", "video": raw}]}).creations
+        assert creation.video == VideoInfo(duration=8.0, height=720)
+        assert creation.extra == {"video": raw}
 
-    def test_several_errors(self) -> None:
-        """Every broken field is reported."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task({"id": "1", "credits": "x", "duration": "y", "created_at": "z"})
-        assert {e.rsplit("@ ", 1)[1] for e in info.value.errors} == {
-            "$.credits",
-            "$.duration",
-            "$.created_at",
-        }
+    def test_several_bad_fields(self) -> None:
+        """Every unreadable field is kept in ``extra``; the readable ones are read."""
+        body = {"id": "1", "state": "queueing", "credits": "x", "duration": "y", "created_at": "z", "seed": 7}
+        task = structure_task(body)
+        assert (task.credits, task.duration, task.created_at, task.seed) == (None, None, None, 7)
+        assert task.extra == {"credits": "x", "duration": "y", "created_at": "z"}
 
     @pytest.mark.parametrize("body", [[], "task", 3, None], ids=["list", "str", "int", "null"])
     def test_not_an_object(self, body: object) -> None:
@@ -481,7 +479,9 @@ class TestStructureTask:
     def test_moderation_url(self, raw: object, expected: tuple[str, ...]) -> None:
         """``moderation_url`` may be one string or a list."""
         assert (
-            structure_task({"id": "1", "creations": [{"moderation_url": raw}]}).creations[0].moderation_url
+            structure_task({"id": "1", "creations": [{"url": "u", "moderation_url": raw}]})
+            .creations[0]
+            .moderation_url
             == expected
         )
 
@@ -499,6 +499,90 @@ class TestStructureTask:
         """``null`` fields take their defaults."""
         task = structure_task({"id": "1", "err_code": None, "creations": None, "payload": None})
         assert (task.err_code, task.creations, task.payload) == ("", (), "")
+
+
+class TestLenientFields:
+    """Issue 11, item 6: one field of the wrong shape no longer makes a task unreadable."""
+
+    SUCCESS = load_fixture("creations-success.json")
+
+    @pytest.mark.parametrize(
+        ("field", "raw"),
+        [
+            ("credits", ""),
+            ("created_at", "garbage"),
+            ("progress", "50%"),
+            ("seed", 1.5),
+            ("bgm", "yes"),
+            ("payload", {}),
+            ("duration", [8]),
+            ("images", {"a": 1}),
+        ],
+    )
+    def test_field_becomes_its_default(
+        self, field: str, raw: object, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The field takes its default, its value is kept in ``extra`` under its own name (with a
+        debug log), and the rest of the task is read as usual."""
+        caplog.set_level(logging.DEBUG, logger="vidu_async")
+        good = structure_task(self.SUCCESS)
+        task = structure_task({**self.SUCCESS, field: raw})
+        assert task == attrs.evolve(
+            good, **{field: attrs.fields_dict(Task)[field].default, "extra": {**good.extra, field: raw}}
+        )
+        assert task.state is TaskState.SUCCESS
+        assert any(field in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+
+    @pytest.mark.parametrize(
+        "raw",
+        [[None], [{}], [{"id": None, "url": None}], [3, "x", []]],
+        ids=["null", "empty", "nulls", "scalars"],
+    )
+    def test_creations_dropped(self, raw: list[Any], caplog: pytest.LogCaptureFixture) -> None:
+        """Creations that are not objects, or that hold nothing, are dropped with a debug log."""
+        caplog.set_level(logging.DEBUG, logger="vidu_async")
+        task = structure_task({**self.SUCCESS, "creations": raw})
+        assert (task.state, task.creations) == (TaskState.SUCCESS, ())
+        assert "creations" not in task.extra
+        assert any(r.levelno == logging.DEBUG for r in caplog.records)
+
+    def test_good_creations_kept(self) -> None:
+        """Only the unreadable elements are dropped, in order."""
+        raw = [None, {"id": "c1", "url": "u1"}, {}, {"id": "c2", "url": "u2"}]
+        task = structure_task({"id": "1", "state": "success", "creations": raw})
+        assert task.creations == (Creation(id="c1", url="u1"), Creation(id="c2", url="u2"))
+
+    @pytest.mark.parametrize("raw", [{}, "x", 3], ids=["object", "str", "int"])
+    def test_creations_not_a_list(self, raw: object) -> None:
+        """``creations`` that is not a list is ``()``, its value kept in ``extra``."""
+        task = structure_task({"id": "1", "state": "success", "creations": raw})
+        assert (task.creations, task.extra) == ((), {"creations": raw})
+
+    @pytest.mark.parametrize("raw", [["1"], {"a": 1}, True], ids=["list", "object", "bool"])
+    def test_unreadable_id(self, raw: object) -> None:
+        """An id that cannot be read makes the body unreadable, naming the field."""
+        with pytest.raises(ResponseValidationError, match="id"):
+            structure_task({"id": raw, "state": "success"}, task_id="1")
+
+    def test_state_required_where_asked(self) -> None:
+        """A query answer must say its state (``require_state``); a non-string state is still ``UNKNOWN``."""
+        for body in ({"id": "1"}, {"id": "1", "state": None}, {"id": "1", "state": ""}):
+            assert structure_task(body).state is TaskState.UNKNOWN
+            with pytest.raises(ResponseValidationError, match="no state"):
+                structure_task(body, require_state=True)
+        assert structure_task({"id": "1", "state": 3}, require_state=True).raw_state == "3"
+
+    def test_kept_values_round_trip(self) -> None:
+        """``task_to_json`` writes kept values back as they came, so the task reads back equal."""
+        body = {
+            **self.SUCCESS,
+            "credits": "",
+            "payload": {},
+            "created_at": "garbage",
+            "creations": [{"id": ["c"], "url": "u", "video": {"fps": "fast", "duration": 8}}],
+        }
+        task = structure_task(body)
+        assert structure_task(json.loads(json.dumps(task_to_json(task)))) == task
 
 
 class TestTimestamps:
@@ -537,10 +621,9 @@ class TestTimestamps:
         ids=lambda v: repr(v)[:20],
     )
     def test_unreadable(self, raw: object) -> None:
-        """Anything else is an error at ``$.created_at`` (never a crash)."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task({"id": "1", "created_at": raw})
-        assert any(e.endswith("@ $.created_at") for e in info.value.errors)
+        """Anything else is ``None``, the value kept in ``extra`` (never a crash)."""
+        task = structure_task({"id": "1", "created_at": raw})
+        assert (task.created_at, task.extra) == (None, {"created_at": raw})
 
 
 class TestStructureCredits:
@@ -605,11 +688,17 @@ class TestStructureCredits:
         )
         assert credits.extra == {"org": "o-1"}
 
-    def test_error_path(self) -> None:
-        """An unreadable row is reported with its path."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_credits({"remains": [{"credit_remain": 1}, {"queue_count": "many"}]})
-        assert any(e.endswith("@ $.remains[1].queue_count") for e in info.value.errors)
+    def test_lenient_rows(self) -> None:
+        """A row's unreadable field is ``None`` (kept in the row's ``extra``); rows that are not
+        objects, or empty, are dropped; a ``packages`` that is not a list is kept in ``extra``."""
+        credits = structure_credits(
+            {"remains": [{"credit_remain": 1}, {"queue_count": "many"}, None, {}], "packages": "none"}
+        )
+        assert credits.remains == (
+            CreditRemain(credit_remain=1),
+            CreditRemain(extra={"queue_count": "many"}),
+        )
+        assert (credits.packages, credits.extra) == ((), {"packages": "none"})
 
     @pytest.mark.parametrize("body", [[], None, "x"], ids=["list", "null", "str"])
     def test_not_an_object(self, body: object) -> None:
@@ -642,16 +731,20 @@ class TestStructureTaskList:
         """A numeric token is read as a string."""
         assert structure_task_list({"tasks": [], "next_page_token": 20}) == ([], "20")
 
-    def test_error_path_of_a_row(self) -> None:
-        """An unreadable row is reported at ``$.tasks[i]``."""
-        with pytest.raises(ResponseValidationError) as info:
-            structure_task_list({"tasks": [{"id": "1"}, {"id": "2", "credits": "x"}]})
-        assert info.value.errors == ("invalid value for type, expected int | None @ $.tasks[1].credits",)
+    def test_row_with_a_bad_field(self) -> None:
+        """A row with an unreadable field is read like any task: the field kept in ``extra``."""
+        tasks, _ = structure_task_list({"tasks": [{"id": "1"}, {"id": "2", "credits": "x"}]})
+        assert [(t.id, t.credits, t.extra) for t in tasks] == [("1", None, {}), ("2", None, {"credits": "x"})]
 
-    def test_row_without_id(self) -> None:
-        """A row without an id is unreadable."""
-        with pytest.raises(ResponseValidationError, match="no id"):
-            structure_task_list({"tasks": [{"state": "success"}]})
+    def test_unreadable_rows_skipped(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Rows without a readable id (which nothing could match) are skipped, each with a debug
+        log; the rest of the page is read."""
+        caplog.set_level(logging.DEBUG, logger="vidu_async")
+        rows = [{"id": "1", "state": "success"}, {"state": "success"}, [], {"id": ["x"]}, {"id": "5"}]
+        tasks, token = structure_task_list({"tasks": rows, "next_page_token": "n"})
+        assert ([t.id for t in tasks], token) == (["1", "5"], "n")
+        skipped = [r for r in caplog.records if r.levelno == logging.DEBUG and "row" in r.getMessage()]
+        assert len(skipped) == 3
 
     @pytest.mark.parametrize(
         "body",

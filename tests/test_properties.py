@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, Literal
 
 import attrs
@@ -20,7 +21,7 @@ from vidu_async._convert import (
     structure_task,
     structure_task_list,
 )
-from vidu_async._models import Credits, Reference2Video, Subject, Task, TaskState
+from vidu_async._models import Creation, Credits, Reference2Video, Subject, Task, TaskState
 from vidu_async.exceptions import RequestValidationError, ResponseValidationError
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,6 +123,53 @@ class TestAnyJSON:
             return
         assert all(isinstance(t, Task) for t in tasks)
         assert isinstance(token, str)
+
+
+# --- junk in known fields -----------------------------------------------------------------------
+
+TASK_FIELDS = [a.name for a in attrs.fields(Task) if a.name not in {"id", "state", "raw_state", "extra"}]
+CREATION_FIELDS = [a.name for a in attrs.fields(Creation) if a.name != "extra"]
+VIDEO_KEYS = st.sampled_from(["duration", "fps", "width", "height", "resolution"])
+JUNK_CREATION = st.dictionaries(
+    st.sampled_from(CREATION_FIELDS) | KEYS, JSON | st.dictionaries(VIDEO_KEYS, JSON, max_size=5), max_size=6
+)
+#: A task with a valid id and state, and anything at all in every other field it may have.
+JUNK_TASK = st.fixed_dictionaries(
+    {
+        "id": st.text(min_size=1, max_size=20) | st.integers(min_value=0),
+        "state": st.sampled_from([s.value for s in TaskState]) | WEIRD_STRINGS | st.text(max_size=10),
+    },
+    optional={
+        **dict.fromkeys(TASK_FIELDS, JSON),
+        "creations": st.lists(JUNK_CREATION | JSON, max_size=3) | JSON,
+    },
+)
+
+
+class TestJunkInKnownFields:
+    """Leniency is per field: only the id and the state decide whether a task can be read."""
+
+    @SETTINGS
+    @given(body=JUNK_TASK)
+    def test_task_always_read(self, body: dict[str, Any]) -> None:
+        """Any object with a valid id and state reads into a task with that id and state; what it
+        keeps aside is exactly what was sent."""
+        task = structure_task(body)
+        assert task.id == str(body["id"])
+        assert task.raw_state == body["state"]
+        assert task.state is TaskState.parse(body["state"])
+        assert all(value is body[key] for key, value in task.extra.items())
+        assert all(isinstance(c, Creation) and c != Creation() for c in task.creations)
+
+    @SETTINGS
+    @given(data=st.data(), good=st.lists(JUNK_TASK, max_size=3), other=st.lists(JSON, max_size=3))
+    def test_page_keeps_readable_rows(
+        self, data: st.DataObject, good: list[dict[str, Any]], other: list[Any]
+    ) -> None:
+        """Rows that cannot be read are skipped; every row with a valid id and state is returned."""
+        rows = data.draw(st.permutations(good + other))
+        tasks, _ = structure_task_list({"tasks": rows})
+        assert Counter(str(row["id"]) for row in good) <= Counter(task.id for task in tasks)
 
 
 # --- valid requests ------------------------------------------------------------------------------

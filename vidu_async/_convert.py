@@ -2,15 +2,19 @@
 
 Responses are read leniently: unknown fields are kept in ``extra``, ``credits`` may be a numeric
 string, ``created_at`` may carry nanoseconds, the create response says ``task_id`` where the query
-says ``id``, and an unknown state becomes ``TaskState.UNKNOWN``. Requests written in Vidu's own JSON
-(a JSONL line, a docs example) are read strictly, the way the service reads them: an unknown field
-is a ``FieldUnwanted`` problem, and the model's own validation does the rest.
+says ``id``, and an unknown state becomes ``TaskState.UNKNOWN``. Leniency is per field: a known
+field whose value cannot be read takes its default and its value is kept in ``extra``, and a list
+drops the elements it cannot read; only a task's ``id`` (and a query answer's ``state``) can make a
+body unreadable. Requests written in Vidu's own JSON (a JSONL line, a docs example) are read
+strictly, the way the service reads them: an unknown field is a ``FieldUnwanted`` problem, and the
+model's own validation does the rest.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import re
 import types
@@ -52,7 +56,19 @@ __all__ = [
 
 T = TypeVar("T")
 
+logger: Final = logging.getLogger("vidu_async")
+
 converter: Final = cattrs.Converter(forbid_extra_keys=False)
+
+#: What reading a value of the wrong shape raises (``float`` of a 400-digit integer overflows).
+_READ_ERRORS: Final = (
+    cattrs.BaseValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    ArithmeticError,
+)
 
 
 # --- JSON text -----------------------------------------------------------------------------------
@@ -159,7 +175,10 @@ _TIMESTAMP = re.compile(
 def parse_timestamp(value: object) -> datetime:
     """An RFC 3339 timestamp (nanoseconds allowed, truncated) or epoch seconds, as an aware UTC datetime."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError) as exc:  # the platform's time_t says how far it goes
+            raise ValueError(f"epoch seconds out of range: {value!r}"[:120]) from exc
     if not isinstance(value, str):
         raise ValueError(f"expected a timestamp, got {type(value).__name__}")
     match = _TIMESTAMP.match(value.strip())
@@ -242,12 +261,45 @@ converter.register_structure_hook_factory(_is_optional, _optional_hook)
 # --- response classes: known fields structured, unknown fields kept in `extra` -------------------
 
 
+class _ReadInPart(ValueError):
+    """A value read only in part (a ``video`` with one garbled number): ``value`` is what was read."""
+
+    def __init__(self, value: object, why: str) -> None:
+        super().__init__(why)
+        self.value = value
+
+
 def _lenient(
     cls: type[T], prepare: Callable[[dict[str, Any]], None] | None = None
 ) -> Callable[[Any, Any], T]:
-    """A hook that structures the fields ``cls`` knows and keeps the rest in its ``extra``."""
-    known = {a.name for a in attrs.fields(cast(Any, cls))} - {"extra"}
+    """A hook that structures the fields ``cls`` knows and keeps the rest in its ``extra``.
+
+    A known field whose value cannot be read takes its default, and the value is kept in ``extra``
+    under its own name (a value read in part is kept too); only a field without a default (a task's
+    ``id``) makes the object unreadable.
+    """
+    fields_ = attrs.fields(attrs.resolve_types(cast(Any, cls)))
+    readers = {a.name: (converter.get_structure_hook(a.type), a.type) for a in fields_ if a.name != "extra"}
+    required = frozenset(a.name for a in fields_ if a.default is attrs.NOTHING)
+    known = readers.keys()
     base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False)
+
+    def field_by_field(fields: dict[str, Any]) -> T:
+        # The slow path, only for an object with a value of the wrong shape somewhere.
+        extra = fields.pop("extra")
+        values: dict[str, Any] = {}
+        for name, raw in fields.items():
+            read, type_ = readers[name]
+            try:
+                values[name] = read(raw, type_)
+            except _READ_ERRORS as exc:
+                if name in required:
+                    raise ValueError(f"{name}: {exc}") from exc
+                if isinstance(exc, _ReadInPart):
+                    values[name] = exc.value
+                extra[name] = raw
+                logger.debug("%s.%s cannot be read (%s); its value is kept in extra", cls.__name__, name, exc)
+        return cast(Callable[..., T], cls)(**values, extra=extra)
 
     def hook(value: Any, _: Any) -> T:
         if type(value) is not dict and not isinstance(value, Mapping):
@@ -266,9 +318,38 @@ def _lenient(
             elif v is not None:
                 fields[k] = v
         fields["extra"] = extra
-        return base(fields, cls)
+        try:  # all at once, as fast as cattrs reads; one field at a time only if that fails
+            return base(fields, cls)
+        except _READ_ERRORS:
+            return field_by_field(fields)
 
     return hook
+
+
+def _lenient_rows(type_: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """``tuple[X, ...]`` of a response class: what cannot be read as an ``X``, or reads as an
+    empty one (``{}``), is dropped."""
+    cls = get_args(type_)[0]
+    read = converter.get_structure_hook(cls)
+    empty = cls()
+
+    def rows(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        out = []
+        for i, item in enumerate(value):
+            try:
+                row = read(item, cls)
+            except _READ_ERRORS as exc:
+                logger.debug("%s #%d cannot be read (%s); dropped", cls.__name__, i, exc)
+                continue
+            if row == empty:
+                logger.debug("%s #%d holds nothing; dropped", cls.__name__, i)
+                continue
+            out.append(row)
+        return tuple(out)
+
+    return rows
 
 
 def _prepare_task(data: dict[str, Any]) -> None:
@@ -281,24 +362,35 @@ def _prepare_task(data: dict[str, Any]) -> None:
         data["raw_state"] = data["state"] = str(state)  # not a string: reads as UNKNOWN, kept as text
 
 
+_VIDEO_PARTS: Final = (
+    ("duration", False, _structure_float),
+    ("fps", False, _structure_float),
+    ("width", True, _structure_int),
+    ("height", True, _structure_int),
+)
+
+
 def _structure_video(value: Any, _: Any) -> VideoInfo:
+    """``video``, its size nested in ``resolution`` or flat. A part that cannot be read is ``None``,
+    and the creation keeps the object as sent in its ``extra`` (through :class:`_ReadInPart`)."""
     if not isinstance(value, Mapping):
         raise ValueError(f"expected an object, got {type(value).__name__}")
     size = value.get("resolution")
     size = size if isinstance(size, Mapping) else value
-
-    def pick(source: Mapping[str, Any], key: str, kind: type[int | float]) -> Any:
-        raw = source.get(key)
+    parts: dict[str, Any] = {}
+    unreadable: list[str] = []
+    for name, in_size, read in _VIDEO_PARTS:
+        raw = (size if in_size else value).get(name)
         if raw is None:
-            return None
-        return _structure_int(raw, int) if kind is int else _structure_float(raw, float)
-
-    return VideoInfo(
-        duration=pick(value, "duration", float),
-        fps=pick(value, "fps", float),
-        width=pick(size, "width", int),
-        height=pick(size, "height", int),
-    )
+            continue
+        try:
+            parts[name] = read(raw, None)
+        except _READ_ERRORS as exc:
+            unreadable.append(f"{name}: {exc}")
+    video = VideoInfo(**parts)
+    if unreadable:
+        raise _ReadInPart(video, "; ".join(unreadable))
+    return video
 
 
 def _prepare_credits(data: dict[str, Any]) -> None:
@@ -307,7 +399,10 @@ def _prepare_credits(data: dict[str, Any]) -> None:
         data["remains"] = data.pop("remaining_credits")
 
 
+_ROWS: Final = frozenset({tuple[Creation, ...], tuple[CreditRemain, ...], tuple[CreditPackage, ...]})
+
 converter.register_structure_hook(VideoInfo, _structure_video)
+converter.register_structure_hook_factory(lambda t: t in _ROWS, _lenient_rows)
 converter.register_structure_hook(Creation, _lenient(Creation))
 converter.register_structure_hook(Task, _lenient(Task, _prepare_task))
 converter.register_structure_hook(CreditRemain, _lenient(CreditRemain))
@@ -327,26 +422,35 @@ def _structure(value: object, cls: type[T], what: str, hook: Callable[[Any, type
         raise ResponseValidationError(
             f"unreadable {what}", errors=tuple(cattrs.transform_error(exc, path="$")), body=value
         ) from exc
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except _READ_ERRORS as exc:
         raise ResponseValidationError(f"unreadable {what}: {exc}", body=value) from exc
 
 
-def structure_task(body: object, *, task_id: str | None = None) -> Task:
+def structure_task(body: object, *, task_id: str | None = None, require_state: bool = False) -> Task:
     """Read a task from a create, query, list-row or callback body.
+
+    Leniency is per field (see :class:`~vidu_async.Task`): a known field whose value cannot be read
+    takes its default, its value kept in ``extra``; unreadable creations are dropped.
 
     Args:
         body: The decoded JSON.
         task_id: The id from the request path, used when the body has none (the official query
             example has no ``id``).
+        require_state: Whether a body without a state is unreadable: a query answer must say it,
+            where a list row may leave it out.
 
     Raises:
-        ResponseValidationError: the body is not an object or a field has an impossible type.
+        ResponseValidationError: the body is not an object, has no id or one that is neither a
+            string nor a number, or has no state where one is required.
     """
-    if (type(body) is dict or isinstance(body, Mapping)) and body.get("id") in (None, ""):
-        if task_id is not None and not body.get("task_id"):
-            body = {**body, "id": task_id}
-        if body.get("id") in (None, "") and body.get("task_id") in (None, ""):
-            raise ResponseValidationError("task body has no id or task_id", body=body)
+    if type(body) is dict or isinstance(body, Mapping):
+        if body.get("id") in (None, ""):
+            if task_id is not None and not body.get("task_id"):
+                body = {**body, "id": task_id}
+            if body.get("id") in (None, "") and body.get("task_id") in (None, ""):
+                raise ResponseValidationError("task body has no id or task_id", body=body)
+        if require_state and body.get("state") in (None, ""):
+            raise ResponseValidationError("task body has no state", body=body)
     return _structure(body, Task, "task", _STRUCTURE_TASK)
 
 
@@ -356,7 +460,11 @@ def structure_credits(body: object) -> Credits:
 
 
 def structure_task_list(body: object) -> tuple[list[Task], str]:
-    """Read a ``GET /ent/v2/tasks`` body: the tasks of the page and the next page token ("" at the end)."""
+    """Read a ``GET /ent/v2/tasks`` body: the tasks of the page and the next page token ("" at the end).
+
+    A row that cannot be read as a task (no id: nothing could match it anyway) is skipped, with a
+    debug log, rather than make the whole page unreadable.
+    """
     if not isinstance(body, Mapping):
         raise ResponseValidationError("unreadable task list: expected an object", body=body)
     rows = body.get("tasks") or []
@@ -370,8 +478,7 @@ def structure_task_list(body: object) -> tuple[list[Task], str]:
         try:
             tasks.append(structure_task(row))
         except ResponseValidationError as exc:
-            errors = tuple(e.replace("$", f"$.tasks[{i}]", 1) for e in exc.errors) or (str(exc),)
-            raise ResponseValidationError("unreadable task list", errors=errors, body=body) from exc
+            logger.debug("task list row %d skipped: %s", i, exc)
     return tasks, token
 
 

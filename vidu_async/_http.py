@@ -191,8 +191,12 @@ def read_json(request: ApiRequest, response: ApiResponse) -> Any:
 
 
 def read_task(request: ApiRequest, response: ApiResponse, *, task_id: str | None = None) -> Task:
-    """A create or query answer as a :class:`Task` (the id comes from the path when the body has none)."""
-    return _convert.structure_task(read_json(request, response), task_id=task_id)
+    """A create or query answer as a :class:`Task` (the id comes from the path when the body has none).
+
+    A query answer without a state is unreadable: reading the task's state is what a query is for.
+    """
+    body = read_json(request, response)
+    return _convert.structure_task(body, task_id=task_id, require_state=request.endpoint == "get")
 
 
 def read_task_list(request: ApiRequest, response: ApiResponse) -> tuple[list[Task], str]:

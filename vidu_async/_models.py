@@ -230,7 +230,8 @@ class Creation:
         watermarked_url: The watermarked video, when ``watermark`` was requested.
         moderation_url: Moderation links (seen in one schema only).
         video: Duration, fps and size, where given.
-        extra: Fields the SDK does not know, kept as sent.
+        extra: Fields the SDK does not know, and known fields whose value could not be read, kept
+            as sent.
     """
 
     id: str = ""
@@ -248,8 +249,13 @@ class Task:
 
     Parsing is lenient: fields the SDK does not know are kept in ``extra``; ``credits`` may have
     come as a numeric string; an unrecognized state is ``TaskState.UNKNOWN`` with the raw string in
-    ``raw_state``. Echoed request fields are whatever the service echoed (not guaranteed to equal
-    the request).
+    ``raw_state``. Leniency is per field: a known field whose value cannot be read (``credits: ""``,
+    a garbled ``created_at``, ``payload: {}``) takes its default (``None``, ``""`` or ``()``) and
+    the value is kept in ``extra`` under its own name, as sent; so is a creation's (a ``video``
+    with one garbled number keeps the others, and the creation keeps the object in its ``extra``).
+    Creations that are not objects, or hold nothing (``{}``), are dropped. Only a missing or
+    unreadable ``id`` (and, in a query answer, a missing ``state``) makes a body unreadable.
+    Echoed request fields are whatever the service echoed (not guaranteed to equal the request).
 
     Attributes:
         id: The task id (``task_id`` in a create response, ``id`` elsewhere).
@@ -260,7 +266,8 @@ class Task:
         payload: The request's ``payload``, echoed.
         creations: The generated videos (empty until ``success``).
         created_at: When the task was created (UTC; nanoseconds truncated to microseconds).
-        extra: Fields the SDK does not know, kept as sent.
+        extra: Fields the SDK does not know, and known fields whose value could not be read, kept
+            as sent.
     """
 
     id: str

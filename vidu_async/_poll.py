@@ -10,6 +10,8 @@ Listeners of one task share one schedule. A finish seen in the list is confirmed
 ``GET /tasks/{id}/creations`` before anyone hears of it, so listeners always get the full task.
 A finish a callback reports (:meth:`Poller.hint`) is read the same way, at once and outside the
 poll budget; tasks completed by callback are otherwise polled only at the safety-net interval.
+An answer that cannot be read as a task is warned of and read again, backing off; after
+``PollPolicy.unreadable_attempts`` such answers in a row the watch ends with that error.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ __all__ = ["Listener", "PollPlanner", "Poller", "Subscription", "Update"]
 
 logger: Final = logging.getLogger("vidu_async")
 
-#: What a listener hears: the task in a new state, or the error that ends the watch (e.g. not found).
+#: What a listener hears: the task in a new state, or the error that ends the watch (not found,
+#: or answers that stay unreadable).
 Update: TypeAlias = Task | ViduError
 Listener: TypeAlias = Callable[[Update], None]
 
@@ -56,6 +59,7 @@ class _Entry:
     last: Task | None = None
     state_since: float = 0.0
     failures: int = 0
+    unreadable: int = 0  # answers in a row that could not be read as a task
     version: int = 0
     callback: bool = False
     hinted: bool = False
@@ -224,6 +228,7 @@ class PollPlanner:
         if entry is None:
             return []
         entry.failures = 0
+        entry.unreadable = 0
         entry.hinted = False
         previous = entry.last
         changed = previous is None or previous.raw_state != task.raw_state or previous.state is not task.state
@@ -281,6 +286,20 @@ class PollPlanner:
         if entry is not None:
             entry.failures += 1
             self._schedule(entry, now + self._jittered(self.interval(entry, now)))
+
+    def unreadable(self, task_id: str, now: float) -> int:
+        """A read of ``task_id`` answered something that cannot be read as a task. Returns how many
+        answers in a row did so (0 when the task is not watched). Below
+        ``policy.unreadable_attempts`` the task is checked again, backing off as after a failed
+        check; at it, the caller ends the watch with :meth:`error`. A readable answer starts the
+        count again."""
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return 0
+        entry.unreadable += 1
+        if entry.unreadable < self.policy.unreadable_attempts:
+            self.failed(task_id, now)
+        return entry.unreadable
 
     def error(self, task_id: str, exc: ViduError) -> list[tuple[Listener, Update]]:
         """A check showed the watch cannot go on (the task does not exist): tell everyone and drop it."""
@@ -466,10 +485,38 @@ class Poller:
             return _http.read_task(call, await self._request(call, budgeted=False), task_id=task_id)
         except NotFoundError as exc:
             self._notify(self.planner.error(task_id, exc), None)
+        except ResponseValidationError as exc:
+            self._unreadable(task_id, exc)
         except ViduError as exc:
             logger.debug("%s %s failed: %s", doing, task_id, exc)
             self.planner.failed(task_id, anyio.current_time())
         return None
+
+    def _unreadable(self, task_id: str, exc: ResponseValidationError) -> None:
+        """An answer about ``task_id`` that is not a task: check again a few times (a proxy's error
+        page passes), then fail the watch rather than poll silently until the deadline."""
+        streak = self.planner.unreadable(task_id, anyio.current_time())
+        if streak == 0:
+            return  # no longer watched
+        why = "; ".join(line.strip() for line in str(exc).splitlines())
+        limit = self.policy.unreadable_attempts
+        if streak == 1:  # once per streak: the next answers are most likely the same
+            logger.warning(
+                "task %s: the answer cannot be read as a task (%s); its watchers get an error "
+                "after %d such answers in a row",
+                task_id, why, limit,
+            )  # fmt: skip
+        else:
+            logger.debug("task %s: answer %d in a row that cannot be read: %s", task_id, streak, why)
+        if streak >= limit:
+            first = str(exc).partition("\n")[0]  # the details follow, from ``errors``
+            error = ResponseValidationError(
+                f"task {task_id}: {streak} answers in a row could not be read as a task ({first})",
+                errors=exc.errors,
+                body=exc.body,
+            )
+            error.__cause__ = exc
+            self._notify(self.planner.error(task_id, error), None)
 
     async def _check_one(self, task_id: str) -> None:
         """Poll one task with a GET (paid for from the poll budget, or a callback's finish)."""
