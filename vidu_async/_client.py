@@ -643,6 +643,8 @@ class ViduClient:
         Raises:
             TaskFailedError: the task ended ``failed`` (``err_code`` says why).
             WaitTimeoutError: not finished by the deadline (``last_task`` has what was last seen).
+            ResponseValidationError: the task's answers stayed unreadable
+                (``PollPolicy.unreadable_attempts`` reads in a row).
         """
         limit = self._timeout_for(timeout, known.off_peak if known is not None else None)
         deadline = _deadline(limit)
@@ -713,7 +715,7 @@ class ViduClient:
 
         Raises:
             RequestValidationError, APIError, SubmitOutcomeUnknownError: from the submission.
-            TaskFailedError, WaitTimeoutError: from the wait.
+            TaskFailedError, WaitTimeoutError, ResponseValidationError: from the wait.
         """
         self._require_open()
         if not isinstance(request, Reference2Video):

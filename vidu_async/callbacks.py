@@ -401,8 +401,8 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> Task:
         body: The raw body (bytes or text, JSON) or the already decoded object.
 
     Raises:
-        ResponseValidationError: the body is not JSON, not an object, has no task id, or a field
-            has an impossible type.
+        ResponseValidationError: the body is not JSON, not an object, or has no task id (a field
+            of the wrong shape is read leniently: see :class:`~vidu_async.Task`).
     """
     data: object = body
     if isinstance(body, bytes | str):
