@@ -14,7 +14,8 @@ import vidu_async as vidu
 from vidu_async import _http, _retry
 from vidu_async._limits import TokenBucket
 from vidu_async._poll import PollPlanner, Update
-from vidu_async._transport import Secret, Transport
+from vidu_async._secret import Secret
+from vidu_async._transport import Transport
 from vidu_async.exceptions import (
     APIError,
     AuthenticationError,

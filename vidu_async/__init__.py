@@ -14,6 +14,7 @@ module                 owns
 ``_http``              pure: build calls, read answers, map Vidu's error reasons
 ``_transport``         the aiohttp session; the one place aiohttp errors are mapped
 ``_signing``           the callback signature (shared by callbacks and the emulator)
+``_secret``            ``Secret``: the API key as a value that never shows itself
 ``callbacks``          verify Vidu's signed callbacks; the aiohttp receiver (public)
 ``_config``            base URLs and the policies: ``Timeouts``, ``RetryPolicy``, ``PollPolicy``
 ``_retry``             pure retry decisions: what a failure means, how long to wait

@@ -41,7 +41,8 @@ from ._events import Hook, RequestEvent, RetryEvent, ThrottleEvent, emit
 from ._limits import RateLimiter
 from ._models import Credits, Reference2Video, Task, TaskState
 from ._poll import Poller
-from ._transport import Secret, Transport
+from ._secret import Secret
+from ._transport import Transport
 from .callbacks import CallbackReceiver
 from .exceptions import (
     APIError,

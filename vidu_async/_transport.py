@@ -17,10 +17,11 @@ import aiohttp
 
 from ._config import Timeouts
 from ._http import ApiRequest, ApiResponse
+from ._secret import Secret
 from ._version import __version__
 from .exceptions import ClientClosedError, ConnectError, RequestTimeoutError, TransportError
 
-__all__ = ["USER_AGENT", "Secret", "Transport", "map_errors"]
+__all__ = ["USER_AGENT", "Transport", "map_errors"]
 
 logger: Final = logging.getLogger("vidu_async")
 
@@ -32,27 +33,6 @@ SMALL_BODY: Final = 256 * 1024
 USER_AGENT: Final = (
     f"vidu-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 )
-
-
-class Secret:
-    """A string that never shows itself in a repr, a str or a log line."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one header that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Secret is not picklable")
 
 
 def map_errors(method: str, path: str) -> _ErrorMap:

@@ -101,6 +101,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import _signing
 from ._convert import structure_task
 from ._models import Task
+from ._secret import Secret
 from .exceptions import CallbackVerificationError, ResponseValidationError
 
 __all__ = [
@@ -137,31 +138,6 @@ K = TypeVar("K", bound=Hashable)
 
 
 # --- the key, held out of sight --------------------------------------------------------------------
-
-
-class _Key:
-    """The API key a receiver verifies with, never shown by a repr, a str, ``vars()`` or a pickle.
-
-    The receiver's own small equivalent of ``_transport.Secret``: the engine layer does not import
-    the wire layer (DESIGN.md's import table).
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the one HMAC that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<api key hidden>"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("the callback receiver's key is not picklable")
 
 
 # --- the replay cache ---------------------------------------------------------------------------
@@ -544,7 +520,7 @@ class CallbackReceiver:
             raise ValueError(
                 f"max_skew must be between 0 and half the nonce cache's ttl ({self._nonces.ttl} s)"
             )
-        self._key = _Key(api_key)
+        self._key = Secret(api_key)
         self._callback_url = callback_url
         self._path = parts.path or "/"
         self._on_update = on_update
