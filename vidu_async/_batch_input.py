@@ -31,6 +31,7 @@ __all__ = [
     "KeyMaker",
     "ReadItem",
     "canonical",
+    "json_type",
     "key_problem",
     "position_key",
     "read_item",
@@ -111,7 +112,7 @@ class KeyMaker:
 def key_problem(key: object) -> str | None:
     """What is wrong with a caller's key, or ``None``: a key is a non-empty string of valid Unicode."""
     if not isinstance(key, str):
-        return f"expected a string, got {_json_type(key)}"
+        return f"expected a string, got {json_type(key)}"
     if not key:
         return "must not be empty"
     try:
@@ -121,13 +122,16 @@ def key_problem(key: object) -> str | None:
     return None
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """What JSON calls the type of a decoded value, with its article (``a boolean``, ``an array``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, list | tuple):
         return "an array"
     if isinstance(value, Mapping):

@@ -28,7 +28,7 @@ import attrs
 
 from . import _convert
 from ._batch import BatchResult
-from ._batch_input import JobItem, key_problem
+from ._batch_input import JobItem, json_type, key_problem
 from ._client import ViduClient
 from ._download import safe_name
 from ._journal import SQLiteJournal
@@ -135,7 +135,7 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem |
     except RecursionError:  # json's parser is recursive: a hostile line must not end the run
         return _BadLine(line, None, f"{name}:{line}: invalid JSON: nested too deeply")
     if not isinstance(body, dict):
-        return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {_json_type(body)}")
+        return _BadLine(line, None, f"{name}:{line}: expected a JSON object, got {json_type(body)}")
     key = body.pop("key", None)
     if key is not None and (problem := key_problem(key)) is not None:
         return _BadLine(line, None, f"{name}:{line}: invalid key: {problem}")
@@ -145,19 +145,6 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem |
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
     return JobItem(request, key, line)
-
-
-def _json_type(value: object) -> str:
-    """What JSON calls the type of a decoded value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array"  # the only other thing json.loads makes, once objects are ruled out
 
 
 def _one_line(text: str) -> str:
