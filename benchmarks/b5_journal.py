@@ -34,7 +34,7 @@ import anyio
 from _common import API_KEY, REQUEST, benchmark_parser, callgrind_instructions, emulator_process, verdict
 
 import vidu_async as vidu
-from vidu_async._journal import SQLiteJournal
+from vidu_async.journal import SQLiteJournal
 
 # Targets from the design: the journal must never be what limits a batch, and a re-run of a
 # 100k-item batch must start within a few seconds.

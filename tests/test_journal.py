@@ -19,16 +19,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidu_async import _convert, _journal
-from vidu_async._journal import (
-    SCHEMA_VERSION,
-    STATE_INTENT,
-    STATE_SUBMITTED,
-    Journal,
-    JournalEntry,
-    SQLiteJournal,
-)
+from vidu_async import _convert
 from vidu_async.exceptions import JournalError
+from vidu_async.journal import STATE_INTENT, STATE_SUBMITTED, Journal, JournalEntry, SQLiteJournal, _sqlite
+from vidu_async.journal._sqlite import SCHEMA_VERSION
 
 REQUEST: dict[str, Any] = {
     "model": "viduq3",
@@ -95,7 +89,7 @@ async def child_failed(process: Process, waiting_for: str) -> None:
 
 HOLDER = """
 import sys, anyio
-from vidu_async._journal import SQLiteJournal
+from vidu_async.journal import SQLiteJournal
 
 async def main():
     async with SQLiteJournal(sys.argv[1]):
@@ -109,7 +103,7 @@ anyio.run(main)
 # i.e. once the journal said the intent is durable. It never finishes: the test kills it.
 WRITER = """
 import sys, anyio
-from vidu_async._journal import SQLiteJournal
+from vidu_async.journal import SQLiteJournal
 
 async def main(path):
     async with SQLiteJournal(path) as journal:
@@ -739,7 +733,7 @@ class TestEncoding:
     @settings(max_examples=200, deadline=None)
     @given(paths=st.lists(st.text(), min_size=1, max_size=4))
     def test_path_lists_match_the_standard_encoder(self, paths: list[str]) -> None:
-        assert _journal._dumps_strings(paths) == self.STANDARD(paths)
+        assert _sqlite._dumps_strings(paths) == self.STANDARD(paths)
 
     def test_refusals_match_the_standard_encoder(self) -> None:
         """NaN, foreign objects and non-string keys fail the same way as json.dumps would."""

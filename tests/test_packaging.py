@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import vidu_async
-from vidu_async import emulator, exceptions
+from vidu_async import emulator, exceptions, journal
 
 
 def _public_names(module: object) -> list[str]:
@@ -26,12 +26,12 @@ class TestExports:
 
     def test_all_is_sorted(self) -> None:
         """``__all__`` lists names in sorted order (constants first, as isort orders them)."""
-        for module in (vidu_async, exceptions, emulator):
+        for module in (vidu_async, exceptions, emulator, journal):
             assert list(module.__all__) == sorted(module.__all__, key=lambda n: (not n.isupper(), n)), module
 
     def test_all_matches_public_names(self) -> None:
         """Every public class or function defined in the package is exported, and nothing else."""
-        for module in (vidu_async, exceptions, emulator):
+        for module in (vidu_async, exceptions, emulator, journal):
             exported = set(module.__all__)
             for name in _public_names(module):
                 assert name in exported, f"{module.__name__}.{name} is public but not in __all__"

@@ -22,7 +22,7 @@ module                 owns
 ``_poll``              the poll scheduler: one background task per client
 ``_batch``             ``generate_many``: fan-out under the in-flight limit, resume, ``BatchResult``
 ``_batch_input``       a batch's input items, their keys (by content) and request hashes
-``_journal``           the ``Journal`` protocol and its SQLite store
+``journal``            the ``Journal`` protocol and its SQLite store (public)
 ``_download``          streaming downloads: ``.part`` files, Range resume, fresh links
 ``_events``            typed events for metrics hooks
 ``_client``            ``ViduClient``, wiring the pieces
@@ -51,7 +51,6 @@ from ._config import (
     Timeouts,
 )
 from ._events import Event, Hook, RequestEvent, RetryEvent, StateChangeEvent, ThrottleEvent
-from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import (
     Creation,
     CreditPackage,
@@ -71,6 +70,7 @@ from .exceptions import (
     TaskFailedError,
     ViduError,
 )
+from .journal import Journal, JournalEntry, SQLiteJournal
 
 __all__ = [
     "CHINA_BASE_URL",

@@ -28,7 +28,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import _convert, _retry
 from ._batch_input import BatchInput, BatchItem, KeyMaker, canonical, position_key, read_item, request_hash
-from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Reference2Video, Task, TaskState
 from ._poll import Listener, Update
 from .exceptions import (
@@ -41,6 +40,7 @@ from .exceptions import (
     ViduError,
     WaitTimeoutError,
 )
+from .journal import Journal, JournalEntry, SQLiteJournal
 
 if TYPE_CHECKING:
     from ._client import ViduClient

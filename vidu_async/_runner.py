@@ -31,9 +31,9 @@ from ._batch import BatchResult
 from ._batch_input import JobItem, json_type, key_problem
 from ._client import ViduClient
 from ._download import safe_name
-from ._journal import SQLiteJournal
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError, TransportError
+from .journal import SQLiteJournal
 
 __all__ = ["RunOptions", "RunOutcome", "resume_command", "resume_needs_key", "run_jobs", "summary_rows"]
 
