@@ -103,7 +103,7 @@ class TestAllProblemsAtOnce:
 
     def test_request_problems_returns_empty_for_a_valid_request(self) -> None:
         """``request_problems`` lists nothing for a valid request."""
-        assert request_problems(Reference2Video(**subject_call())) == []
+        assert request_problems(Reference2Video(**subject_call()), subject_type=Subject) == []
 
 
 class TestTypes:

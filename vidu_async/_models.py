@@ -132,7 +132,7 @@ class Reference2Video:
     callback_url: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _validate.check_request(self)
+        _validate.check_request(self, subject_type=Subject)
 
     @property
     def is_subject_call(self) -> bool:

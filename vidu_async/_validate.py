@@ -3,22 +3,25 @@
 Pure: reads the request and the rules table, never a file or the network. Local files are
 checked by ``_media`` at submit time with :func:`media_bytes_problems`, the same checks as
 ``bytes`` inputs get here.
+
+Works on plain values: a request is read by its field names (:class:`Request` says what else is
+called on it), and the subject class is handed in by the caller, so that ``_models``, which
+validates its requests when they are constructed, is not imported back from here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from . import _models, _rules, _sniff
+from . import _rules, _sniff
 from .exceptions import Problem, RequestValidationError
 
-if TYPE_CHECKING:
-    from ._models import Reference2Video
-
 __all__ = [
+    "Request",
     "check_request",
     "estimated_body_size",
     "json_text_size",
@@ -48,15 +51,43 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+):")
 
 
-def check_request(request: Reference2Video) -> None:
-    """Raise :class:`RequestValidationError` listing every problem with ``request``."""
-    problems = request_problems(request)
+class Request(Protocol):
+    """What validation calls on a request (``_models.Reference2Video``).
+
+    Its fields (``model``, ``prompt``, ``subjects``, ``images``...) are read by name and their
+    types checked here, not trusted: a request built without a type checker may hold anything.
+    A request may also keep its body estimate (:func:`estimated_body_size`) as ``_body_estimate``,
+    worked out once for validation and submission alike.
+    """
+
+    @property
+    def model(self) -> object:
+        """The model name."""
+        ...
+
+    def media(self) -> Sequence[tuple[str, object]]:
+        """Every media item with its JSON field path (``subjects[0].images[1]``, ``images[0]``...)."""
+        ...
+
+    def media_values(self) -> Iterable[object]:
+        """Every media item, without its field path."""
+        ...
+
+
+def check_request(request: Request, *, subject_type: type[Any]) -> None:
+    """Raise :class:`RequestValidationError` listing every problem with ``request``.
+
+    Args:
+        request: The request.
+        subject_type: The class every item of ``request.subjects`` must be (``_models.Subject``).
+    """
+    problems = request_problems(request, subject_type=subject_type)
     if problems:
-        raise RequestValidationError(problems, subject=f"Reference2Video (model {request.model!r})")
+        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
 
 
-def request_problems(request: Reference2Video) -> list[Problem]:
-    """Every problem with ``request``, in field order.
+def request_problems(request: Request, *, subject_type: type[Any]) -> list[Problem]:
+    """Every problem with ``request``, in field order (``subject_type`` as for :func:`check_request`).
 
     The checks below take ``Any`` on purpose: a request built without a type checker may hold
     values that break its annotations, and each of those must become a clear problem, not a crash.
@@ -69,7 +100,7 @@ def request_problems(request: Reference2Video) -> list[Problem]:
     _check_prompt(r, out)
     _check_shape(r, rule, out)
     if isinstance(r.subjects, tuple) and r.subjects:
-        _check_subjects(r, rule, out)
+        _check_subjects(r, subject_type, rule, out)
     if isinstance(r.images, tuple) and isinstance(r.videos, tuple) and not r.subjects:
         _check_flat_media(r, rule, out)
     _check_scalars(r, rule, out)
@@ -194,12 +225,15 @@ def _check_shape(request: Any, rule: _rules.ModelRule | None, out: list[Problem]
 # --- subject call --------------------------------------------------------------------------------
 
 
-def _subject_label(subject: Any) -> str:
-    handle = subject.name if isinstance(subject.name, str) else subject.id
+def _subject_label(subject: object) -> str:
+    name = getattr(subject, "name", None)
+    handle = name if isinstance(name, str) else getattr(subject, "id", None)
     return f" (subject {handle!r})" if isinstance(handle, str) and handle else ""
 
 
-def _check_subjects(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+def _check_subjects(
+    request: Any, subject_type: type[Any], rule: _rules.ModelRule | None, out: list[Problem]
+) -> None:
     subjects = request.subjects
     if len(subjects) > _rules.MAX_SUBJECTS:
         out.append(
@@ -211,8 +245,8 @@ def _check_subjects(request: Any, rule: _rules.ModelRule | None, out: list[Probl
     total_images = image_subjects = video_subjects = 0
     for s, item in enumerate(subjects):
         where = f"subjects[{s}]"
-        if not isinstance(item, _models.Subject):
-            out.append(Problem(where, f"expected a Subject, got {_type_name(item)}"))
+        if not isinstance(item, subject_type):
+            out.append(Problem(where, f"expected a {subject_type.__name__}, got {_type_name(item)}"))
             continue
         subject: Any = item
         label = _subject_label(subject)
@@ -433,12 +467,10 @@ def _slot_kind(where: str) -> str:
 
 
 def where_label(request: Any, where: str) -> str:
-    """`` (subject 'Ming')`` for a media path inside a subject, else ""."""
+    """`` (subject 'Ming')`` for a media path inside a subject (as ``request.media()`` names it), else ""."""
     if where.startswith("subjects["):
         index = int(where[9 : where.index("]")])
-        subject = request.subjects[index]
-        if isinstance(subject, _models.Subject):
-            return _subject_label(subject)
+        return _subject_label(request.subjects[index])
     return ""
 
 
@@ -571,7 +603,8 @@ def megabytes(size: int) -> str:
 
 def _check_body_size(request: Any, out: list[Problem]) -> None:
     """Estimate the JSON body from what is known now (local files are measured at submit time)."""
-    total = request._body_estimate
+    estimate = getattr(request, "_body_estimate", None)
+    total = estimate if isinstance(estimate, int) else estimated_body_size(request)
     if total > _rules.MAX_BODY_BYTES:
         out.append(
             Problem(
@@ -596,7 +629,7 @@ _TEXT_FIELDS: Final = ("model", "prompt", *_STR_FIELDS)
 _SUBJECT_TEXT_FIELDS: Final = ("name", "id", "voice_id", "server_id")
 
 
-def estimated_body_size(request: Reference2Video) -> int:
+def estimated_body_size(request: Request) -> int:
     """The JSON body size of ``request``, counting bytes media as base64 and files as nothing.
 
     Every text field counts, as JSON text (:func:`json_text_size`), with room for its name;
