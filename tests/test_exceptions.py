@@ -37,7 +37,10 @@ from vidu_async.exceptions import (
 )
 
 TRACE = "04e5c2fe159ff7c574acd0424e78c35f"
-ERROR_CLASSES = [getattr(exceptions, name) for name in exceptions.__all__ if name != "Problem"]
+#: Every public error class (``Problem`` is a problem line, ``TaskLike`` the shape of a task an error carries).
+ERROR_CLASSES = [
+    getattr(exceptions, name) for name in exceptions.__all__ if name not in ("Problem", "TaskLike")
+]
 
 
 class TestTree:

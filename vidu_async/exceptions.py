@@ -33,15 +33,13 @@ Every :class:`APIError` carries Vidu's ``reason`` and ``trace_id``. No error, me
 repr ever carries the API key: messages are built from the method, the path, and what
 the server said.
 
-This module imports nothing from the rest of the package, so it can be imported anywhere.
+This module imports nothing from the rest of the package, so it can be imported anywhere: the
+errors that carry a task type it with :class:`TaskLike`, which :class:`~vidu_async.Task` satisfies.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    from ._models import Task
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "APIError",
@@ -68,6 +66,7 @@ __all__ = [
     "ServerError",
     "SubmitOutcomeUnknownError",
     "TaskFailedError",
+    "TaskLike",
     "TransportError",
     "ViduError",
     "WaitTimeoutError",
@@ -302,6 +301,37 @@ class ServerError(APIError):
     """5xx: the service failed; whether the request took effect is unknown."""
 
 
+class _StateLike(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class TaskLike(Protocol):
+    """What an error reads of the task it carries; :class:`~vidu_async.Task` is one.
+
+    Attributes:
+        id: The task id.
+        state: The task's state (``value`` is its name as Vidu spells it).
+        raw_state: The state string exactly as sent.
+        err_code: Why the task failed, or "".
+        err_msg: Vidu's message about the failure, or "".
+        is_terminal: Whether the task is finished.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> _StateLike: ...
+    @property
+    def raw_state(self) -> str: ...
+    @property
+    def err_code(self) -> str: ...
+    @property
+    def err_msg(self) -> str: ...
+    @property
+    def is_terminal(self) -> bool: ...
+
+
 class TaskFailedError(ViduError):
     """A task ended in state ``failed``.
 
@@ -310,7 +340,7 @@ class TaskFailedError(ViduError):
         err_code: Vidu's ``err_code`` for the failure (``CreationPolicyViolation``...), or ``""``.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: TaskLike) -> None:
         self.task = task
         self.err_code: str = task.err_code
         code = task.err_code or "no err_code"
@@ -325,7 +355,7 @@ class WaitTimeoutError(ViduError, TimeoutError):
         last_task: The task as last read, or ``None`` when it was never read.
     """
 
-    def __init__(self, task_id: str, last_task: Task | None = None) -> None:
+    def __init__(self, task_id: str, last_task: TaskLike | None = None) -> None:
         self.task_id = task_id
         self.last_task = last_task
         state = f" (last state {last_task.raw_state or last_task.state.value})" if last_task else ""
