@@ -10,29 +10,60 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._config import Timeouts
 from ._http import ApiRequest, ApiResponse
 from ._secret import Secret
 from ._version import __version__
 from .exceptions import ClientClosedError, ConnectError, RequestTimeoutError, TransportError
 
-__all__ = ["USER_AGENT", "Transport", "map_errors"]
+__all__ = ["USER_AGENT", "TimeoutLimits", "Transport", "map_errors"]
 
 logger: Final = logging.getLogger("vidu_async")
 
 #: An API call sending at most this many bytes is out in well under a second, and its answer is a
-#: small JSON document, so its read limit bounds the whole call (:attr:`Timeouts.read`), which
+#: small JSON document, so its read limit bounds the whole call (:attr:`TimeoutLimits.read`), which
 #: also spares aiohttp a timer per read. Larger creates (inline media) keep the two apart.
 SMALL_BODY: Final = 256 * 1024
 
 USER_AGENT: Final = (
     f"vidu-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 )
+
+
+class TimeoutLimits(Protocol):
+    """The time limits the transport reads, in seconds (``None``: no limit); the client's
+    ``Timeouts`` policy is one. Expected not to change in place (a new object for new limits):
+    the aiohttp timeouts made from one are cached.
+    """
+
+    @property
+    def connect(self) -> float | None:
+        """Opening the connection."""
+        ...
+
+    @property
+    def read(self) -> float | None:
+        """The longest silence while reading a response."""
+        ...
+
+    @property
+    def request(self) -> float | None:
+        """A whole ordinary call."""
+        ...
+
+    @property
+    def create(self) -> float | None:
+        """A whole create call."""
+        ...
+
+    @property
+    def download(self) -> float | None:
+        """A whole download."""
+        ...
 
 
 def map_errors(method: str, path: str) -> _ErrorMap:
@@ -94,7 +125,7 @@ class Transport:
         *,
         base_url: str,
         authorization: Secret,
-        timeouts: Timeouts,
+        timeouts: TimeoutLimits,
         session: aiohttp.ClientSession | None = None,
         connection_limit: int = 100,
     ) -> None:
@@ -105,9 +136,10 @@ class Transport:
         self._owns_session = session is None
         self._connection_limit = connection_limit
         self._closed = False
-        # aiohttp timeouts by endpoint, for the Timeouts object they were made from (the
+        # aiohttp timeouts by endpoint, for the limits object they were made from (the
         # client's policy may be replaced, never changed in place: Timeouts is frozen).
-        self._timeout_cache: tuple[Timeouts, dict[tuple[str, bool], aiohttp.ClientTimeout]] = (timeouts, {})
+        self._timeout_cache: tuple[TimeoutLimits, dict[tuple[str, bool], aiohttp.ClientTimeout]]
+        self._timeout_cache = (timeouts, {})
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url}>"
