@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import vidu_async as vidu
 from vidu_async import _convert
+from vidu_async.emulator import Emulator, EmulatorConfig
 from vidu_async.exceptions import JournalError
 from vidu_async.journal import STATE_INTENT, STATE_SUBMITTED, Journal, JournalEntry, SQLiteJournal, _sqlite
 from vidu_async.journal._sqlite import SCHEMA_VERSION
@@ -149,15 +153,13 @@ class TestRoundTrip:
         assert entry.task is None
         assert 0 < entry.created_at <= entry.updated_at
 
-    async def test_submitted_state_and_result(self, tmp_path: Path) -> None:
-        """Submitted, a state change and the result land on the same row."""
+    async def test_submitted_and_result(self, tmp_path: Path) -> None:
+        """Submitted and the result land on the same row."""
         async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
             await intent(journal, "a")
             journal.record_submitted("a", "task-1", 20)
             await journal.flush()
             submitted = await journal.get("a")
-            journal.record_state("a", "processing")
-            processing = await journal.get("a")
             journal.record_result(
                 "a",
                 state="success",
@@ -170,8 +172,6 @@ class TestRoundTrip:
             done = await journal.get("a")
         assert submitted is not None
         assert (submitted.state, submitted.task_id, submitted.credits) == (STATE_SUBMITTED, "task-1", 20)
-        assert processing is not None
-        assert processing.state == "processing"
         assert done is not None
         assert (done.state, done.finished, done.task_id, done.credits, done.attempts) == (
             "success",
@@ -247,12 +247,11 @@ class TestRoundTrip:
         )
 
     async def test_finished_items_stay_finished(self, tmp_path: Path) -> None:
-        """A late state change or task id does not reopen a finished item."""
+        """A late task id does not reopen a finished item."""
         async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
             await intent(journal, "a")
             journal.record_submitted("a", "task-1")
             journal.record_result("a", state="success", task=TASK)
-            journal.record_state("a", "processing")
             journal.record_submitted("a", "task-1", 20)
             entry = await journal.get("a")
         assert entry is not None
@@ -266,7 +265,6 @@ class TestRoundTrip:
             journal.record_submitted("done", "task-done", 20)
             journal.record_result("done", state="success", task=TASK, files=["videos/task-done-c.mp4"])
             journal.record_submitted("running", "task-running", 20)
-            journal.record_state("running", "processing")
             journal.record_submitted("submitted", "task-submitted")
             forgotten = await journal.forget_unfinished_tasks()
             entries = await journal.entries()
@@ -296,7 +294,6 @@ class TestRoundTrip:
         """get() of a key never journaled is None; a task id for it is counted and ignored."""
         async with SQLiteJournal(tmp_path / "j.sqlite") as journal:
             journal.record_submitted("ghost", "task-9")
-            journal.record_state("ghost", "processing")
             assert await journal.get("ghost") is None
             assert journal.stats.unknown_keys == 1
 
@@ -570,7 +567,7 @@ class TestRefusals:
         """Recording before opening or after closing raises JournalError."""
         journal = SQLiteJournal(tmp_path / "j.sqlite")
         with pytest.raises(JournalError, match="not open"):
-            journal.record_state("a", "processing")
+            journal.record_submitted("a", "task-1")
         async with journal:
             await intent(journal, "a")
         with pytest.raises(JournalError, match="closed"):
@@ -786,3 +783,113 @@ class TestRenameAndOddText:
         assert a.task["err_msg"] == odd  # the JSON escape reads back as the same text
         assert a.error == a.err_code == "bad \\ud800 text"
         assert entries["b"].task_id == "task-2"
+
+
+class MemoryJournal:
+    """A store with exactly the protocol's methods and nothing more, kept in a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, JournalEntry] = {}
+        self.input_id: str | None = None
+
+    async def __aenter__(self) -> MemoryJournal:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def open_input(self, input_id: str) -> None:
+        if self.input_id not in (None, input_id):
+            raise JournalError(f"the journal belongs to {self.input_id!r}")
+        self.input_id = input_id
+
+    async def entries(self) -> dict[str, JournalEntry]:
+        return {entry.key: entry for entry in sorted(self.rows.values(), key=lambda e: e.index)}
+
+    async def record_intent(
+        self, *, key: str, index: int, request: Mapping[str, Any], request_hash: str, fingerprint: str
+    ) -> None:
+        old = self.rows.get(key)
+        self.rows[key] = JournalEntry(
+            key=key,
+            index=index,
+            request_json=json.dumps(request),
+            request_hash=request_hash,
+            fingerprint=fingerprint,
+            attempts=old.attempts + 1 if old else 1,
+        )
+
+    def record_submitted(self, key: str, task_id: str, credits: int | None = None) -> None:
+        old = self.rows[key]
+        self.rows[key] = attrs.evolve(old, task_id=task_id, credits=credits, state=STATE_SUBMITTED)
+
+    def rename_key(self, old_key: str, new_key: str) -> None:
+        if old_key in self.rows and new_key not in self.rows:
+            self.rows[new_key] = attrs.evolve(self.rows.pop(old_key), key=new_key)
+
+    def record_result(
+        self,
+        key: str,
+        *,
+        state: str,
+        task: Mapping[str, Any] | None = None,
+        err_code: str = "",
+        credits: int | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+        files: Iterable[str | os.PathLike[str]] = (),
+        index: int | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
+        old = self.rows.get(key) or JournalEntry(
+            key=key, index=-1 if index is None else index, request_json=json.dumps(request or {})
+        )
+        self.rows[key] = attrs.evolve(
+            old,
+            state=state,
+            finished=True,
+            task_json=None if task is None else json.dumps(task),
+            err_code=err_code,
+            credits=old.credits if credits is None else credits,
+            error=error,
+            attempts=old.attempts if attempts is None else attempts,
+            files=tuple(os.fspath(f) for f in files),
+        )
+
+    async def flush(self) -> None:
+        return None
+
+
+class TestProtocol:
+    """The protocol is what the engine uses: a store with only its methods runs and resumes a batch."""
+
+    async def test_a_store_with_only_the_protocol(self) -> None:
+        """A batch journaled in a store without ``get`` or ``record_state`` finishes, and the same
+        batch again is taken whole from the store, creating no task."""
+        journal: Journal = MemoryJournal()
+        requests = [
+            vidu.Reference2Video(
+                model="viduq3",
+                subjects=[vidu.Subject(name="Ming", images=["https://example.com/ming.png"])],
+                prompt=f"@Ming cooks hot pot number {i}.",
+            )
+            for i in range(3)
+        ]
+        poll = attrs.evolve(vidu.DEFAULT_POLL, first_check=0.02, min_interval=0.02, max_interval=0.1)
+        created = []
+        for _ in range(2):
+            config = EmulatorConfig(created_time=0.01, processing_time=0.05)
+            async with (
+                Emulator(config) as emu,
+                vidu.ViduClient(emu.api_key, base_url=emu.base_url, poll=poll) as client,
+                journal,
+            ):
+                with anyio.fail_after(20):
+                    async with client.generate_many(requests, journal=journal) as batch:
+                        results = [result async for result in batch]
+                created.append(emu.stats.tasks_created)
+            assert sorted(r.index for r in results if r.ok) == [0, 1, 2]
+        assert created == [3, 0]
+        assert all(r.resumed for r in results)
+        entries = await journal.entries()
+        assert [(e.state, e.finished) for e in entries.values()] == [("success", True)] * 3

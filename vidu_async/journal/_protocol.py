@@ -7,8 +7,7 @@ Per item the engine writes, in this order:
    so after a crash every task that may exist on the server has a row naming its fingerprint.
 2. **submitted** (:meth:`Journal.record_submitted`): the task id and credits, right after the POST
    answers. Queued and committed with the next batch; the caller does not wait.
-3. **state** changes (:meth:`Journal.record_state`), optional and batched.
-4. **result** (:meth:`Journal.record_result`): terminal state, task JSON, error text, attempts and
+3. **result** (:meth:`Journal.record_result`): terminal state, task JSON, error text, attempts and
    downloaded files. Batched.
 
 On a re-run, :meth:`Journal.entries` tells the engine which items are finished (skip, yield the
@@ -37,7 +36,7 @@ __all__ = ["STATE_INTENT", "STATE_SUBMITTED", "Journal", "JournalEntry", "Journa
 
 #: The state of an item whose intent is journaled and whose POST may or may not have been sent.
 STATE_INTENT: Final = "intent"
-#: The state of an item whose POST answered with a task id (until a task state is recorded).
+#: The state of an item whose POST answered with a task id (until its result is recorded).
 STATE_SUBMITTED: Final = "submitted"
 
 # The request of an entry recorded without one (see JournalEntry.request_json).
@@ -59,7 +58,7 @@ class JournalEntry:
         request_hash: The caller's hash of the request ("" when the item never had an intent).
         fingerprint: The fingerprint stamped into the request's ``payload`` for reconciliation.
         task_id: The task id, once the POST answered (or reconciliation found it).
-        state: ``"intent"``, ``"submitted"``, a task state recorded since, or the result's state.
+        state: ``"intent"``, ``"submitted"``, or the result's state once the item finished.
         finished: Whether a result was recorded: a re-run skips the item and yields the result.
         credits: Credits charged or reserved, when known.
         err_code: Vidu's ``err_code`` for a failed task, or "".
@@ -109,7 +108,7 @@ class JournalStats:
 
     Attributes:
         commits: Transactions committed (one per batch that wrote something).
-        operations: Operations applied (intents, submitted, states, results, input checks).
+        operations: Operations applied (intents, submitted, results, renames, input checks).
         largest_batch: The most operations one transaction carried.
         unknown_keys: ``record_submitted`` calls for a key that had no row (a caller bug; ignored).
     """
@@ -154,10 +153,6 @@ class Journal(Protocol):
         """Every item, keyed by key and ordered by index, including everything recorded so far."""
         ...
 
-    async def get(self, key: str) -> JournalEntry | None:
-        """One item, or ``None`` when the key was never journaled."""
-        ...
-
     async def record_intent(
         self, *, key: str, index: int, request: Mapping[str, Any], request_hash: str, fingerprint: str
     ) -> None:
@@ -170,10 +165,6 @@ class Journal(Protocol):
 
     def record_submitted(self, key: str, task_id: str, credits: int | None = None) -> None:
         """Queue the task id (and credits) the POST answered with."""
-        ...
-
-    def record_state(self, key: str, state: str) -> None:
-        """Queue a state change of an unfinished item."""
         ...
 
     def rename_key(self, old_key: str, new_key: str) -> None:

@@ -110,8 +110,6 @@ UPDATE items SET key = ?1, updated_at = ?2
 WHERE key = ?3 AND NOT EXISTS (SELECT 1 FROM items WHERE key = ?1)
 """
 
-_SQL_STATE: Final = "UPDATE items SET state = ?1, updated_at = ?2 WHERE key = ?3 AND finished = 0"
-
 # Back to "intent" (the POST may or may not have been sent): see SQLiteJournal.forget_unfinished_tasks.
 _SQL_FORGOTTEN: Final = "SELECT task_id FROM items WHERE finished = 0 AND task_id IS NOT NULL"
 _SQL_FORGET: Final = """
@@ -173,8 +171,7 @@ _INPUT: Final = 0
 _RENAME: Final = 1
 _INTENT: Final = 2
 _SUBMITTED: Final = 3
-_STATE: Final = 4
-_RESULT: Final = 5
+_RESULT: Final = 4
 _BARRIER: Final = 9
 
 _Op = tuple[int, Any, "_Waiter | None"]
@@ -576,8 +573,6 @@ class SQLiteJournal:
         elif kind == _SUBMITTED:
             rows = [(task_id, credits, now, key) for _, (key, task_id, credits) in members]
             return len(rows) - conn.executemany(_SQL_SUBMITTED, rows).rowcount
-        elif kind == _STATE:
-            conn.executemany(_SQL_STATE, [(state, now, key) for _, (key, state) in members])
         elif kind == _RESULT:
             rows = [(*args, now) for _, args in members]
             if conn.executemany(_SQL_RESULT_UPDATE, rows).rowcount < len(rows):
@@ -675,14 +670,6 @@ class SQLiteJournal:
             JournalError: The journal is closed or writing failed earlier.
         """
         self._enqueue((_SUBMITTED, (key, task_id, credits), None))
-
-    def record_state(self, key: str, state: str) -> None:
-        """Queue a state change (``queueing``, ``processing``...); ignored once the item finished.
-
-        Raises:
-            JournalError: The journal is closed or writing failed earlier.
-        """
-        self._enqueue((_STATE, (key, str(state)), None))
 
     def rename_key(self, old_key: str, new_key: str) -> None:
         """Queue renaming an item; see :meth:`Journal.rename_key`.
@@ -789,6 +776,9 @@ class SQLiteJournal:
     async def get(self, key: str) -> JournalEntry | None:
         """One item, or ``None`` when the key was never journaled; sees everything recorded before.
 
+        A convenience of this store for a look at one item by its key, not part of
+        :class:`Journal`: the engine reads every entry at once, with :meth:`entries`.
+
         Raises:
             JournalError: The journal is not open, or reading failed.
         """
@@ -858,7 +848,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
 # The order an item's operations normally come in. Operations on different keys commute, so a
 # batch whose every key follows this order can be applied kind by kind (one executemany each)
 # with the same result as one by one.
-_KIND_ORDER: Final = (_INPUT, _RENAME, _INTENT, _SUBMITTED, _STATE, _RESULT)
+_KIND_ORDER: Final = (_INPUT, _RENAME, _INTENT, _SUBMITTED, _RESULT)
 
 
 def _group_by_kind(batch: list[_Op]) -> dict[int, list[tuple[int, Any]]] | None:
