@@ -15,7 +15,6 @@ from conftest import FIXTURES, load_fixture
 from test_sniff import make_jpeg, make_mov, make_mp4, make_png, make_webp_vp8x
 
 from vidu_async._convert import (
-    media_to_data_uri,
     parse_timestamp,
     request_from_json,
     request_to_json,
@@ -24,6 +23,7 @@ from vidu_async._convert import (
     structure_task_list,
     task_to_json,
 )
+from vidu_async._media import media_to_data_uri, resolve_media
 from vidu_async._models import (
     Creation,
     CreditPackage,
@@ -187,7 +187,7 @@ class TestRequestToJson:
     def test_image_bytes_become_data_uris(self, data: bytes, mime: str) -> None:
         """Bytes are sent as ``data:<sniffed type>;base64,...`` and decode back to the same bytes."""
         request = Reference2Video(model="viduq3", subjects=[Subject(name="A", images=[data])], prompt="@A")
-        sent = request_to_json(request)["subjects"][0]["images"][0]
+        sent = request_to_json(resolve_media(request))["subjects"][0]["images"][0]
         head, _, encoded = sent.partition(",")
         assert head == f"data:{mime};base64"
         assert base64.b64decode(encoded) == data
@@ -198,14 +198,22 @@ class TestRequestToJson:
     def test_video_bytes_become_data_uris(self, data: bytes, mime: str) -> None:
         """Video bytes get their sniffed video type."""
         request = Reference2Video(model="viduq2-pro", images=[URL], videos=[data], prompt="Go.")
-        assert request_to_json(request)["videos"][0].startswith(f"data:{mime};base64,")
+        assert request_to_json(resolve_media(request))["videos"][0].startswith(f"data:{mime};base64,")
 
-    def test_path_must_be_read_first(self, tmp_path: Path) -> None:
+    def test_path_must_be_resolved_first(self, tmp_path: Path) -> None:
         """A ``Path`` is read at submit time by another module; serializing one is a ``TypeError``."""
         image = tmp_path / "ming.png"
         image.write_bytes(make_png(200, 200))
         request = Reference2Video(model="viduq3", subjects=[Subject(name="A", images=[image])], prompt="@A")
-        with pytest.raises(TypeError, match=r"ming\.png"):
+        with pytest.raises(TypeError, match=r"ming\.png.*must be resolved first"):
+            request_to_json(request)
+        (sent,) = request_to_json(resolve_media(request))["subjects"][0]["images"]
+        assert sent.startswith("data:image/png;base64,")
+
+    def test_bytes_must_be_resolved_first(self) -> None:
+        """The converter never encodes media: ``bytes`` are resolved into a data URI before, off the loop."""
+        request = Reference2Video(model="viduq2", images=[make_png(200, 200)], prompt="Go.")
+        with pytest.raises(TypeError, match="must be resolved first"):
             request_to_json(request)
 
     def test_media_to_data_uri_fallback(self) -> None:

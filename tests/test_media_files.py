@@ -23,7 +23,7 @@ from test_client import connected, running
 from test_sniff import make_png
 
 import vidu_async as vidu
-from vidu_async import _media, _rules
+from vidu_async import _http, _media, _rules
 from vidu_async._convert import request_from_json
 from vidu_async.exceptions import RequestValidationError
 
@@ -37,9 +37,9 @@ def flat(*images: Any) -> vidu.Reference2Video:
 
 
 def refused(request: vidu.Reference2Video) -> str:
-    """The one problem encode_body reports for ``images[0]``."""
+    """The one problem resolve_media reports for ``images[0]``."""
     with pytest.raises(RequestValidationError) as caught:
-        _media.encode_body(request)
+        _media.resolve_media(request)
     assert caught.value.fields == ("images[0]",), caught.value
     (problem,) = caught.value.problems
     return problem.message
@@ -99,7 +99,7 @@ class TestSpecialFiles:
             safety_valve(10, lambda: unblock(fifo)) as fired,
             pytest.raises(RequestValidationError) as caught,
         ):
-            await _media.prepare_body(flat(fifo))
+            await _media.prepare(flat(fifo), _http.build_create)
         assert not fired.is_set(), "opening the FIFO waited for a writer"
         assert time.monotonic() - started < 5
         assert caught.value.fields == ("images[0]",)
@@ -121,7 +121,7 @@ class TestSpecialFiles:
         (tmp_path / "real.png").write_bytes(png)
         link = tmp_path / "link.png"
         link.symlink_to(tmp_path / "real.png")
-        body = _media.encode_body(flat(link))
+        body = _http.encode_create_body(_media.resolve_media(flat(link)))
         assert base64.b64encode(png) in body
 
     def test_missing_file(self, tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ class TestSize:
 class TestBodySize:
     """The body actually built is measured before it is sent, whatever the estimate made of it."""
 
-    def test_body_the_estimate_underrates_is_refused_before_sending(self) -> None:
+    async def test_body_the_estimate_underrates_is_refused_before_sending(self) -> None:
         """Control characters take six bytes each in JSON (the estimate counts one): the built body is checked."""
         request = vidu.Reference2Video(
             model="viduq2",
@@ -190,9 +190,44 @@ class TestBodySize:
             meta_data="\x01" * (4 * MIB),
         )
         with pytest.raises(RequestValidationError) as caught:
-            _media.encode_body(request)
+            await _media.prepare(request, _http.build_create)
         assert caught.value.fields == ("body",)
         assert "at most 20 MB" in str(caught.value)
+
+
+class TestWhereBuilt:
+    """A small request of URLs is built on the event loop; local media and large bodies in a worker thread."""
+
+    @staticmethod
+    async def built_on_the_loop(request: vidu.Reference2Video) -> bool:
+        threads: list[int] = []
+
+        def build(resolved: vidu.Reference2Video) -> _http.ApiRequest:
+            threads.append(threading.get_ident())
+            return _http.build_create(resolved)
+
+        call = await _media.prepare(request, build)
+        assert call.body is not None
+        assert all(isinstance(item, str) for item in json.loads(call.body)["images"])
+        return threads == [threading.get_ident()]
+
+    async def test_small_request_of_urls(self) -> None:
+        assert await self.built_on_the_loop(flat("https://example.com/ming.png"))
+
+    async def test_bytes(self) -> None:
+        """Bytes become a data URI in the thread, where their body is built too."""
+        assert not await self.built_on_the_loop(flat(make_png(256, 256)))
+
+    async def test_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "ming.png"
+        path.write_bytes(make_png(256, 256))
+        assert not await self.built_on_the_loop(flat(path))
+
+    async def test_large_body_of_data_uris(self) -> None:
+        """Data URIs are strings, but a body of megabytes is encoded off the loop all the same."""
+        png = make_png(256, 256) + bytes(MIB)
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        assert not await self.built_on_the_loop(flat(uri))
 
 
 class TestCancellation:
@@ -207,16 +242,16 @@ class TestCancellation:
         release = threading.Event()
         entered = threading.Event()
 
-        def stuck(request: vidu.Reference2Video, **_: Any) -> bytes:
+        def stuck(request: vidu.Reference2Video) -> vidu.Reference2Video:
             entered.set()
             release.wait(30)
-            return b"{}"
+            return request
 
-        monkeypatch.setattr(_media, "encode_body", stuck)
+        monkeypatch.setattr(_media, "resolve_media", stuck)
         started = time.monotonic()
         try:
             with safety_valve(10, release.set) as fired, anyio.move_on_after(0.2):
-                await _media.prepare_body(flat(path))
+                await _media.prepare(flat(path), _http.build_create)
             assert entered.is_set()
             assert not fired.is_set(), "the cancelled caller waited for the worker thread"
             assert time.monotonic() - started < 5

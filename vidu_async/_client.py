@@ -432,8 +432,9 @@ class ViduClient:
         if request.callback_url is None and self.callback_url is not None:
             overrides["callback_url"] = self.callback_url
         payload = request.payload or overrides["payload"]
-        body = await _media.prepare_body(request, overrides=overrides)
-        call = _http.build_create(body)
+        call = await _media.prepare(
+            request, lambda resolved: _http.build_create(resolved, overrides=overrides)
+        )
         sent_at = time.time()
         attempts = 0
 

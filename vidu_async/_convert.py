@@ -12,7 +12,6 @@ model's own validation does the rest.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
@@ -27,7 +26,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-from . import _sniff, _validate
+from . import _validate
 from ._models import (
     Creation,
     CreditPackage,
@@ -44,7 +43,6 @@ from .exceptions import Problem, RequestValidationError, ResponseValidationError
 __all__ = [
     "converter",
     "dumps",
-    "media_to_data_uri",
     "parse_timestamp",
     "request_from_json",
     "request_to_json",
@@ -485,21 +483,16 @@ def structure_task_list(body: object) -> tuple[list[Task], str]:
 # --- requests out --------------------------------------------------------------------------------
 
 
-def media_to_data_uri(data: bytes, fallback_mime: str = "application/octet-stream") -> str:
-    """Encode bytes as ``data:<sniffed type>;base64,...``."""
-    info = _sniff.sniff(data[: 256 * 1024])
-    mime = info.mime if info is not None else fallback_mime
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 def _unstructure_media(item: object) -> str:
     if isinstance(item, str):
         return item
-    if isinstance(item, bytes):
-        return media_to_data_uri(item)
     if isinstance(item, Path):
         raise TypeError(
-            f"local file {item.name!r} must be read before serializing (see _media.resolve_media)"
+            f"local file {item.name!r} must be resolved first (_media.resolve_media makes it a data URI)"
+        )
+    if isinstance(item, bytes):
+        raise TypeError(
+            f"{len(item)} bytes of media must be resolved first (_media.resolve_media makes them a data URI)"
         )
     raise TypeError(f"not a media item: {type(item).__name__}")
 
@@ -547,8 +540,12 @@ converter.register_unstructure_hook(
 def request_to_json(request: Reference2Video) -> dict[str, Any]:
     """The JSON body for ``request``: Vidu's field names, no ``None``, no empty lists.
 
-    ``bytes`` media become data URIs here; ``Path`` media must have been read first
-    (``_media.resolve_media``), since reading a file does not belong in a pure function.
+    Every media item must be a string (a URL or a data URI): ``Path`` and ``bytes`` items are
+    resolved into data URIs first (``_media.resolve_media``), off the event loop, since reading a
+    file or encoding megabytes does not belong here.
+
+    Raises:
+        TypeError: a media item is a ``Path`` or ``bytes``.
     """
     body: dict[str, Any] = converter.unstructure(request, Reference2Video)
     return body

@@ -1,7 +1,9 @@
-"""Local media at submit time: read files, check them, encode them, and build the final body.
+"""Local media at submit time: read files, check them, and encode them (and ``bytes``) as data URIs.
 
-Everything here runs in a worker thread (``anyio.to_thread``) when there is anything to read or
-encode, so the event loop never waits on a disk or on base64 of a 20 MB file. The caller's wait
+:func:`prepare` hands the resolved request to the caller's ``build`` (``_http.build_create``,
+which encodes the body). Both run in a worker thread (``anyio.to_thread``) when there is anything
+to read or encode, or a large body to build, so the event loop never waits on a disk, on base64 of
+a 20 MB file or on its JSON; a small request of URLs is built on the loop. The caller's wait
 for that thread is cancellable (Ctrl-C, a deadline): a cancelled submit returns at once and the
 thread's result is dropped. Nothing in the thread can block for long either: only regular files
 are read (a FIFO is opened without waiting for a writer, then refused; a device is refused
@@ -11,22 +13,25 @@ and no read goes past one byte over that limit.
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import anyio.to_thread
 import attrs
 
-from . import _convert, _rules, _validate
+from . import _rules, _sniff, _validate
 from ._models import Media, Reference2Video
 from .exceptions import Problem, RequestValidationError
 
-__all__ = ["encode_body", "prepare_body"]
+__all__ = ["media_to_data_uri", "prepare", "resolve_media"]
 
-#: Bodies estimated below this are serialized on the loop: a thread hop would cost more.
+T = TypeVar("T")
+
+#: Bodies estimated below this are built on the loop: a thread hop would cost more.
 _INLINE_LIMIT: Final = 256 * 1024
 #: How much of a file one read asks for.
 _READ_CHUNK: Final = 1024 * 1024
@@ -49,50 +54,42 @@ _FILE_KINDS: Final = (
 )
 
 
-async def prepare_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:
-    """The encoded JSON body for ``request``, with local files read and encoded off the event loop.
+async def prepare(request: Reference2Video, build: Callable[[Reference2Video], T]) -> T:
+    """``build`` of ``request`` with its local media resolved (:func:`resolve_media`), off the
+    event loop when there is a file to read, bytes to encode or a large body to build.
 
     Args:
         request: The request.
-        overrides: Fields to send instead of the request's (the SDK's fingerprint in ``payload``,
-            the client's ``callback_url``).
+        build: Makes what is sent from a request whose media are all strings (URLs and data URIs),
+            such as ``_http.build_create``; it runs in the worker thread too, so a large body is
+            encoded there.
 
     Raises:
-        RequestValidationError: a file cannot be read, is not a usable image or video, is too large,
-            or the whole body is over 20 MB. Nothing has been sent.
+        RequestValidationError: a file cannot be read, is not a usable image or video, or is too
+            large; or what ``build`` raises (a body over 20 MB). Nothing has been sent.
     """
     if not request.has_local_media and request._body_estimate < _INLINE_LIMIT:
-        return encode_body(request, overrides=overrides)
+        return build(request)
     # Cancelling the caller does not wait for the thread: its result is dropped. The thread itself
     # ends soon in any case (see the module docstring), so it never holds up the interpreter's exit.
-    return await anyio.to_thread.run_sync(
-        lambda: encode_body(request, overrides=overrides), abandon_on_cancel=True
-    )
+    return await anyio.to_thread.run_sync(lambda: build(resolve_media(request)), abandon_on_cancel=True)
 
 
-def encode_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:
-    """Blocking: read and check every local file, encode the body, check its size."""
-    resolved = _resolve(request)
-    data = _convert.request_to_json(resolved)
-    data.update(overrides or {})
-    body = _convert.dumps(data).encode()
-    if len(body) > _rules.MAX_BODY_BYTES:
-        size = len(body) / (1024 * 1024)
-        limit = _rules.MAX_BODY_BYTES / (1024 * 1024)
-        raise RequestValidationError(
-            [
-                Problem(
-                    "body",
-                    f"the request is {size:.1f} MB; Vidu takes at most {limit:.0f} MB (use URLs for large media)",
-                )
-            ],
-            subject=f"Reference2Video (model {request.model!r})",
-        )
-    return body
+def media_to_data_uri(data: bytes, fallback_mime: str = "application/octet-stream") -> str:
+    """Encode bytes as ``data:<sniffed type>;base64,...``."""
+    info = _sniff.sniff(data[: 256 * 1024])
+    mime = info.mime if info is not None else fallback_mime
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _resolve(request: Reference2Video) -> Reference2Video:
-    """``request`` with every Path and bytes item replaced by a checked data URI."""
+def resolve_media(request: Reference2Video) -> Reference2Video:
+    """Blocking: ``request`` with every ``Path`` and ``bytes`` item replaced by a checked data URI
+    (``request`` itself when it has none).
+
+    Raises:
+        RequestValidationError: every file that cannot be read, is not a usable image or video, or
+            is too large, at once. (``bytes`` were checked when the request was constructed.)
+    """
     if not request.has_local_media:
         return request
     local = request.local_media()
@@ -141,7 +138,7 @@ def _encode_one(request: Reference2Video, where: str, item: Media, problems: lis
         data = item  # checked when the request was constructed
     else:
         return None
-    return _convert.media_to_data_uri(data)
+    return media_to_data_uri(data)
 
 
 def _label(request: Reference2Video, where: str, item: Media) -> str:

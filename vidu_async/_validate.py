@@ -633,7 +633,7 @@ def estimated_body_size(request: Request) -> int:
     """The JSON body size of ``request``, counting bytes media as base64 and files as nothing.
 
     Every text field counts, as JSON text (:func:`json_text_size`), with room for its name;
-    the body actually built is measured again before it is sent (``_media.encode_body``).
+    the body actually built is measured again before it is sent (``_http.encode_create_body``).
     """
     r: Any = request
     total = 512
