@@ -829,6 +829,12 @@ class TestOtherErrors:
         with pytest.raises(ConfigurationError, match="auth_scheme"):
             vidu.ViduClient(KEY, auth_scheme="Basic")  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("callback_url", ["http://[::1", "ftp://example.com/hook", "example.com/hook"])
+    def test_bad_callback_url(self, callback_url: str) -> None:
+        """A callback URL that is not an http(s) URL, a malformed one included, is a ConfigurationError."""
+        with pytest.raises(ConfigurationError, match="callback_url"):
+            vidu.ViduClient(KEY, callback_url=callback_url)
+
     async def test_closed_client(self) -> None:
         """After aclose (twice is fine), every call raises ClientClosedError and sends nothing."""
         async with running() as emu:

@@ -596,12 +596,28 @@ class TestScalars:
     @pytest.mark.parametrize("field", ["callback_url", "wm_url"])
     @pytest.mark.parametrize(
         "value",
-        ["not a url", "ftp://example.com/cb", "https://", "/relative/path"],
-        ids=["words", "ftp", "no-host", "path"],
+        ["not a url", "ftp://example.com/cb", "https://", "/relative/path", "http://[::1"],
+        ids=["words", "ftp", "no-host", "path", "bad-ipv6"],
     )
     def test_urls(self, field: str, value: str) -> None:
         """Callback and watermark URLs must be absolute http(s) URLs."""
         assert "expected an http(s) URL" in problem(rejected(**flat_call(**{field: value})), field).message
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("https://example.com/cb", True),
+            ("http://[::1]:8080/cb", True),
+            ("http://[::1", False),
+            ("https://", False),
+            ("mailto:me@example.com", False),
+            (None, False),
+            (5, False),
+        ],
+    )
+    def test_is_http_url_never_raises(self, value: object, expected: bool) -> None:
+        """The one URL check (validation and the client's ``callback_url``) answers, never raises."""
+        assert _validate.is_http_url(value) is expected
 
     def test_http_urls_accepted(self) -> None:
         """http and https URLs with a host are fine."""

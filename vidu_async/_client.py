@@ -23,7 +23,7 @@ import anyio
 import attrs
 from aiohttp import web
 
-from . import _convert, _http, _media, _retry
+from . import _convert, _http, _media, _retry, _validate
 from ._batch import Batch, BatchInput, JournalLike
 from ._config import (
     DEFAULT_DOWNLOADS,
@@ -99,11 +99,6 @@ def _resolve_key(api_key: str | None) -> str:
     if any(c.isspace() for c in key):
         raise ConfigurationError("the API key contains whitespace; paste the key alone, without 'Token '")
     return key
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _deadline(timeout: float | None) -> float:
@@ -200,7 +195,7 @@ class ViduClient:
         self.downloads: Final = downloads
         self.max_in_flight: Final = max_in_flight
         self.queue_allowance: Final = queue_allowance
-        if callback_url is not None and not _is_http_url(callback_url):
+        if callback_url is not None and not _validate.is_http_url(callback_url):
             raise ConfigurationError(f"callback_url must be an http(s) URL, got {callback_url!r}")
         self.callback_url: Final = callback_url
         self.journal: Final = journal

@@ -24,6 +24,7 @@ __all__ = [
     "Request",
     "check_request",
     "estimated_body_size",
+    "is_http_url",
     "json_text_size",
     "media_bytes_problems",
     "megabytes",
@@ -436,7 +437,7 @@ def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Proble
         )
     for name in ("callback_url", "wm_url"):
         value = getattr(request, name)
-        if isinstance(value, str) and not _is_http_url(value):
+        if isinstance(value, str) and not is_http_url(value):
             out.append(Problem(name, f"expected an http(s) URL, got {value!r}"))
 
 
@@ -451,10 +452,14 @@ def _check_enum(out: list[Problem], name: str, value: object, allowed: tuple[str
         out.append(Problem(name, f"expected one of {', '.join(allowed)}, got {value!r}"))
 
 
-def _is_http_url(value: str) -> bool:
+def is_http_url(value: object) -> bool:
+    """Whether ``value`` is an absolute ``http(s)`` URL with a host. Never raises: anything else,
+    a malformed URL (``http://[::1``) or a value that is not a string, is ``False``."""
+    if not isinstance(value, str):
+        return False
     try:
         parts = urlsplit(value)
-    except ValueError:
+    except ValueError:  # a bad IPv6 literal, a host that NFKC normalization changes
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
@@ -495,7 +500,7 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
     unsendable = _unicode_problem(item)
     if unsendable is not None:
         return [Problem(where, f"{unsendable}{label}")]
-    if _is_http_url(item):
+    if is_http_url(item):
         return []
     data_uri = _sniff.parse_data_uri(item)
     scheme = url_scheme(item) if data_uri is None else None
