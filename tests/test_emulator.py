@@ -882,7 +882,6 @@ class TestPublicSurface:
             "CallbackConfig",
             "EmulatorStats",
             "make_app",
-            "serve",
         } <= set(module.__all__)
 
     async def test_handles(self) -> None:

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 __all__ = [
     "ACCESS_KEY",
     "ALGORITHM",
-    "DEFAULT_SIGNED_HEADERS",
     "http_date",
     "sign",
     "signed_headers",
@@ -26,7 +25,6 @@ __all__ = [
 
 ACCESS_KEY: Final = "vidu"
 ALGORITHM: Final = "hmac-sha256"
-DEFAULT_SIGNED_HEADERS: Final = ("Date", "x-request-nonce")
 
 
 def signing_string(method: str, url: str, date: str, headers: Sequence[tuple[str, str]]) -> str:

@@ -5,12 +5,12 @@
 | ``_config`` | ``EmulatorConfig``, ``FaultConfig``, ``CallbackConfig`` |
 | ``_state`` | the pure core: tasks, per-organization scheduling, credits, listing, stats |
 | ``_app`` | the aiohttp application: handlers, auth, errors, faults, downloads, callbacks |
-| ``_server`` | ``Emulator`` (async context manager) and ``serve`` (blocking, for the CLI) |
+| ``_server`` | ``Emulator`` (async context manager) |
 """
 
 from ._app import RUNTIME, Runtime, make_app
 from ._config import CallbackConfig, EmulatorConfig, FaultConfig
-from ._server import Emulator, serve
+from ._server import Emulator
 from ._state import EmulatorState, EmulatorStats, TaskRecord, Transition
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "TaskRecord",
     "Transition",
     "make_app",
-    "serve",
 ]

@@ -1,4 +1,4 @@
-"""Running the emulator: ``Emulator`` (an async context manager for tests) and ``serve`` (the CLI)."""
+"""Running the emulator: ``Emulator``, an async context manager for tests, demos and the CLI."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from ._app import RUNTIME, Runtime, make_app
 from ._config import EmulatorConfig
 from ._state import EmulatorStats, TaskRecord
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Emulator", "serve"]
+__all__ = ["DEFAULT_HOST", "Emulator"]
 
 DEFAULT_HOST: Final = "127.0.0.1"
-#: The port ``serve`` listens on when none is given.
-DEFAULT_PORT: Final = 8000
 
 
 class Emulator:
@@ -137,12 +135,3 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-def serve(config: EmulatorConfig | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Run the emulator until interrupted (blocking; used by ``vidu-async emulator --port N``)."""
-    config = config or EmulatorConfig()
-    host_text = f"[{host}]" if ":" in host else host
-    base = f"http://{host_text}:{port}{config.path_prefix}"
-    print(f"Vidu emulator on {base}  (API key: {config.api_key}; Ctrl-C to stop)", flush=True)
-    web.run_app(make_app(config), host=host, port=port, print=None)
