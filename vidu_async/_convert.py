@@ -72,39 +72,15 @@ _READ_ERRORS: Final = (
 # --- JSON text -----------------------------------------------------------------------------------
 
 # Compact and faithful: non-ASCII prompts stay readable, and NaN (which is not JSON) is refused
-# where it is written rather than sent or stored and unreadable later.
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _make_dumps() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, or the same encoding a third cheaper when the C encoder is there.
-
-    ``JSONEncoder.encode`` builds a C encoder object on every call, which shows on paths that
-    run per create or per journaled item, so the fast path builds it once. Circular references
-    are not tracked (what is encoded here is JSON-shaped data, which has none), and the result is
-    checked against the standard encoder once, falling back to it on any mismatch.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return _ENCODER.encode
-    try:
-        encode = make(
-            None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-        )
-
-        def fast(value: Any) -> str:
-            return "".join(encode(value, 0))
-
-        sample = {"s": 'é"\\\n', "n": [0, -1.5, 10**20, True, None], "o": {}}
-        if fast(sample) != _ENCODER.encode(sample):
-            return _ENCODER.encode
-    except Exception:  # a C encoder with another signature: use the standard one
-        return _ENCODER.encode
-    return fast
-
+# where it is written rather than sent or stored and unreadable later. Built once, with the
+# standard library's public API only. Circular references are not tracked: what is encoded here
+# is JSON-shaped data built by the SDK, which has none, and tracking costs work per list and object.
+_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
 
 #: ``value`` as compact JSON text (``ensure_ascii=False``, no NaN): request bodies and the journal.
-dumps: Final = _make_dumps()
+dumps: Final[Callable[[Any], str]] = _ENCODER.encode
 
 
 # --- scalars (lenient: responses are the only thing structured with these) ----------------------
