@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import anyio
 import anyio.lowlevel
@@ -807,12 +808,20 @@ class MemoryJournal:
         return {entry.key: entry for entry in sorted(self.rows.values(), key=lambda e: e.index)}
 
     async def record_intent(
-        self, *, key: str, index: int, request: Mapping[str, Any], request_hash: str, fingerprint: str
+        self,
+        *,
+        key: str,
+        index: int,
+        request: Mapping[str, Any],
+        request_hash: str,
+        fingerprint: str,
+        endpoint: str = "reference2video",
     ) -> None:
         old = self.rows.get(key)
         self.rows[key] = JournalEntry(
             key=key,
             index=index,
+            endpoint=endpoint,
             request_json=json.dumps(request),
             request_hash=request_hash,
             fingerprint=fingerprint,
@@ -840,9 +849,13 @@ class MemoryJournal:
         files: Iterable[str | os.PathLike[str]] = (),
         index: int | None = None,
         request: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
     ) -> None:
         old = self.rows.get(key) or JournalEntry(
-            key=key, index=-1 if index is None else index, request_json=json.dumps(request or {})
+            key=key,
+            index=-1 if index is None else index,
+            endpoint=endpoint or "reference2video",
+            request_json=json.dumps(request or {}),
         )
         self.rows[key] = attrs.evolve(
             old,
@@ -893,3 +906,114 @@ class TestProtocol:
         assert all(r.resumed for r in results)
         entries = await journal.entries()
         assert [(e.state, e.finished) for e in entries.values()] == [("success", True)] * 3
+
+
+class TestSchema:
+    """Schema 2 records each item's endpoint; a journal of 0.1.0 (schema 1) is upgraded in place."""
+
+    RELEASE_010: Final = Path(__file__).parent / "fixtures" / "journal-0.1.0" / "journal.sqlite"
+
+    def release_010(self, tmp_path: Path) -> Path:
+        """A copy of the journal 0.1.0 wrote (the fixture itself is never opened)."""
+        path = tmp_path / "journal.sqlite"
+        path.write_bytes(self.RELEASE_010.read_bytes())
+        return path
+
+    @staticmethod
+    def layout(path: Path) -> tuple[int, int, list[tuple[Any, ...]], str]:
+        """user_version, schema cookie, the items table's columns and the written_by marker."""
+        with plain_sqlite(path) as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            (cookie,) = conn.execute("PRAGMA schema_version").fetchone()
+            columns = conn.execute("PRAGMA table_info(items)").fetchall()
+            (written_by,) = conn.execute("SELECT value FROM meta WHERE name = 'written_by'").fetchone()
+        return version, cookie, columns, written_by
+
+    async def test_journal_of_release_010_is_upgraded(self, tmp_path: Path) -> None:
+        """The journal opens, every entry reads back with the default endpoint, and the file is
+        schema 2, the column added last; its marker names the release that upgraded it."""
+        path = self.release_010(tmp_path)
+        with plain_sqlite(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        async with SQLiteJournal(path) as journal:
+            entries = await journal.entries()
+        keys = list(entries)
+        assert "named" in keys
+        hex_keys = [key for key in keys if key != "named"]
+        assert len(hex_keys) == 4
+        assert all(re.fullmatch("[0-9a-f]{24}", key) for key in hex_keys), hex_keys
+        assert [e.index for e in entries.values()] == [0, 1, 2, 3, 4]
+        for entry in entries.values():
+            assert (entry.finished, entry.state, entry.endpoint) == (True, "success", "reference2video")
+            assert entry.task_id
+            assert entry.task is not None
+            assert entry.task["id"] == entry.task_id
+        version, _, columns, written_by = self.layout(path)
+        assert version == SCHEMA_VERSION == 2
+        assert columns[-1][1:] == ("endpoint", "TEXT", 1, "'reference2video'", 0)
+        assert written_by == f"vidu-async {vidu.__version__}"
+        with plain_sqlite(path) as conn:
+            assert conn.execute("PRAGMA application_id").fetchone() == (0x56494455,)
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    async def test_second_open_is_a_no_op(self, tmp_path: Path) -> None:
+        """An upgraded journal opened again is not changed (its schema cookie stays), reads the
+        same, and resumes like any other: a new item with its own endpoint joins the old ones."""
+        path = self.release_010(tmp_path)
+        async with SQLiteJournal(path) as journal:
+            first = await journal.entries()
+        upgraded = self.layout(path)
+        async with SQLiteJournal(path) as journal:
+            again = await journal.entries()
+        assert self.layout(path) == upgraded
+        assert again == first
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "new", 5, endpoint="text2video")
+            entries = await journal.entries()
+        assert entries["new"].endpoint == "text2video"
+        assert [e.endpoint for e in entries.values()] == ["reference2video"] * 5 + ["text2video"]
+
+    async def test_failed_upgrade_leaves_schema_1(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The column and the version change in one transaction: if the upgrade fails the journal
+        is refused and left at schema 1, without the column, for a later release to upgrade."""
+        path = self.release_010(tmp_path)
+        before = self.layout(path)
+        monkeypatch.setattr(_sqlite, "_UPGRADE_TO_2", "ALTER TABLE items ADD COLUMN endpoint TEXT NOT NULL")
+        with pytest.raises(JournalError, match="cannot open the journal") as caught:
+            async with SQLiteJournal(path):
+                pass
+        assert caught.value.path == str(path)
+        assert self.layout(path) == before
+        assert before[0] == 1
+
+    async def test_fresh_journal_is_schema_2(self, tmp_path: Path) -> None:
+        """A new journal is created at schema 2, with the endpoint column and its default."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "a")
+        version, _, columns, _ = self.layout(path)
+        assert version == 2
+        assert ("endpoint", "TEXT", 1, "'reference2video'", 0) in [c[1:] for c in columns]
+
+    async def test_endpoint_round_trips(self, tmp_path: Path) -> None:
+        """record_intent stores its endpoint (reference2video by default); record_result's is used
+        only when the result creates the row."""
+        path = tmp_path / "j.sqlite"
+        async with SQLiteJournal(path) as journal:
+            await intent(journal, "t2v", 0, endpoint="text2video")
+            await intent(journal, "r2v", 1)
+            journal.record_result("t2v", state="success", task=TASK, endpoint="img2video")
+            journal.record_result("bad", state="invalid", index=2, request={"x": 1}, endpoint="img2video")
+            journal.record_result("bad-default", state="invalid", index=3, request={"x": 2})
+        async with SQLiteJournal(path) as journal:
+            entries = await journal.entries()
+        assert {key: e.endpoint for key, e in entries.items()} == {
+            "t2v": "text2video",
+            "r2v": "reference2video",
+            "bad": "img2video",
+            "bad-default": "reference2video",
+        }
+        assert entries["t2v"].finished
+        assert JournalEntry(key="k", index=0).endpoint == "reference2video"

@@ -2,9 +2,10 @@
 
 Per item the engine writes, in this order:
 
-1. **intent** (:meth:`Journal.record_intent`): key, index, request JSON, request hash and the
-   fingerprint stamped into the request's ``payload``. It is committed *before* the POST is sent,
-   so after a crash every task that may exist on the server has a row naming its fingerprint.
+1. **intent** (:meth:`Journal.record_intent`): key, index, endpoint, request JSON, request hash
+   and the fingerprint stamped into the request's ``payload``. It is committed *before* the POST
+   is sent, so after a crash every task that may exist on the server has a row naming its
+   fingerprint.
 2. **submitted** (:meth:`Journal.record_submitted`): the task id and credits, right after the POST
    answers. Queued and committed with the next batch; the caller does not wait.
 3. **result** (:meth:`Journal.record_result`): terminal state, task JSON, error text, attempts and
@@ -32,12 +33,15 @@ from typing import Any, Final, Protocol, Self
 
 import attrs
 
-__all__ = ["STATE_INTENT", "STATE_SUBMITTED", "Journal", "JournalEntry", "JournalStats"]
+__all__ = ["DEFAULT_ENDPOINT", "STATE_INTENT", "STATE_SUBMITTED", "Journal", "JournalEntry", "JournalStats"]
 
 #: The state of an item whose intent is journaled and whose POST may or may not have been sent.
 STATE_INTENT: Final = "intent"
 #: The state of an item whose POST answered with a task id (until its result is recorded).
 STATE_SUBMITTED: Final = "submitted"
+#: The endpoint of an item recorded without one, as of every item of a journal of 0.1.0, which
+#: knew no other.
+DEFAULT_ENDPOINT: Final = "reference2video"
 
 # The request of an entry recorded without one (see JournalEntry.request_json).
 _EMPTY_OBJECT: Final = "{}"
@@ -54,6 +58,8 @@ class JournalEntry:
     Attributes:
         key: The item's key (unique within the batch).
         index: The item's position in the input (``-1`` when recorded without one).
+        endpoint: The item's endpoint, the task kind it creates (``"reference2video"``,
+            ``"text2video"``...): the path after ``/ent/v2/``.
         request_json: The request in Vidu's JSON shape, as JSON text.
         request_hash: The caller's hash of the request ("" when the item never had an intent).
         fingerprint: The fingerprint stamped into the request's ``payload`` for reconciliation.
@@ -72,6 +78,7 @@ class JournalEntry:
 
     key: str
     index: int
+    endpoint: str = DEFAULT_ENDPOINT
     request_json: str = _EMPTY_OBJECT
     request_hash: str = ""
     fingerprint: str = ""
@@ -154,9 +161,17 @@ class Journal(Protocol):
         ...
 
     async def record_intent(
-        self, *, key: str, index: int, request: Mapping[str, Any], request_hash: str, fingerprint: str
+        self,
+        *,
+        key: str,
+        index: int,
+        request: Mapping[str, Any],
+        request_hash: str,
+        fingerprint: str,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> None:
-        """Record that the item is about to be submitted; durable when this returns.
+        """Record that the item (a request to ``endpoint``) is about to be submitted; durable when
+        this returns.
 
         Raises:
             JournalError: The key was journaled with a different request, or the store failed.
@@ -185,8 +200,11 @@ class Journal(Protocol):
         files: Iterable[str | os.PathLike[str]] = (),
         index: int | None = None,
         request: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
     ) -> None:
-        """Queue the item's final outcome; the item then counts as finished."""
+        """Queue the item's final outcome; the item then counts as finished. ``index``,
+        ``request`` and ``endpoint`` (``None``: the default endpoint) are used only when the key
+        has no row yet (an item that failed before its intent)."""
         ...
 
     async def flush(self) -> None:

@@ -29,7 +29,7 @@ import anyio.abc
 from .. import _convert
 from .._version import __version__
 from ..exceptions import JournalError
-from ._protocol import _EMPTY_OBJECT, JournalEntry, JournalStats
+from ._protocol import _EMPTY_OBJECT, DEFAULT_ENDPOINT, JournalEntry, JournalStats
 
 __all__ = ["DEFAULT_MAX_BATCH", "SCHEMA_VERSION", "SQLiteJournal"]
 
@@ -37,7 +37,11 @@ logger = logging.getLogger(__name__)
 
 #: The layout this version writes (``PRAGMA user_version``). A journal with a higher number was
 #: written by a newer vidu-async and is refused rather than misread.
-SCHEMA_VERSION: Final = 1
+#:
+#: 1. vidu-async 0.1.0.
+#: 2. Each item's endpoint (the task kind, ``reference2video``...). A schema-1 journal is upgraded
+#:    in place when opened: its rows were all ``reference2video``, the column's default.
+SCHEMA_VERSION: Final = 2
 
 # "VIDU" in ASCII, stored in the header's application id so that a stranger's SQLite file is told
 # apart from a journal (``file`` and ``sqlite3`` show it too).
@@ -68,15 +72,20 @@ CREATE TABLE items (
     files        TEXT NOT NULL DEFAULT '[]',  -- JSON array of paths
     finished     INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,            -- Unix time, seconds
-    updated_at   REAL NOT NULL
+    updated_at   REAL NOT NULL,
+    endpoint     TEXT NOT NULL DEFAULT 'reference2video'  -- last, where schema 1's upgrade adds it
 );
 -- Only the key is indexed: a resume reads every row, and every write finds its row by key.
 -- An index on the task id or the state would cost each write for a query nothing makes.
 """
 
+# Schema 1 to 2, in the transaction that sets the new user_version. Adding a column with a
+# constant default rewrites no row, so a journal of any size is upgraded at once.
+_UPGRADE_TO_2: Final = "ALTER TABLE items ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'reference2video'"
+
 _COLUMNS: Final = (
     "key, idx, request, request_hash, fingerprint, task_id, state, credits, err_code, task, error,"
-    " attempts, files, finished, created_at, updated_at"
+    " attempts, files, finished, created_at, updated_at, endpoint"
 )
 
 # Positional parameters throughout: binding tuples is markedly cheaper than binding dicts, and
@@ -86,14 +95,14 @@ _COLUMNS: Final = (
 # previous attempt learned is cleared. The WHERE clause refuses a different request under the
 # same key (the upsert then changes no row, which the writer reports).
 _SQL_INTENT: Final = """
-INSERT INTO items (key, idx, request, request_hash, fingerprint, task_id, state, credits, err_code,
-                   task, error, attempts, files, finished, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'intent', NULL, '', NULL, NULL, 1, '[]', 0, ?6, ?6)
+INSERT INTO items (key, idx, request, request_hash, fingerprint, endpoint, task_id, state, credits,
+                   err_code, task, error, attempts, files, finished, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 'intent', NULL, '', NULL, NULL, 1, '[]', 0, ?7, ?7)
 ON CONFLICT (key) DO UPDATE SET
     idx = excluded.idx, request = excluded.request, request_hash = excluded.request_hash,
-    fingerprint = excluded.fingerprint, task_id = NULL, state = 'intent', credits = NULL,
-    err_code = '', task = NULL, error = NULL, attempts = items.attempts + 1, files = '[]',
-    finished = 0, updated_at = excluded.updated_at
+    fingerprint = excluded.fingerprint, endpoint = excluded.endpoint, task_id = NULL,
+    state = 'intent', credits = NULL, err_code = '', task = NULL, error = NULL,
+    attempts = items.attempts + 1, files = '[]', finished = 0, updated_at = excluded.updated_at
 WHERE items.request_hash = excluded.request_hash OR items.request_hash = ''
 """
 
@@ -121,17 +130,19 @@ WHERE finished = 0 AND (task_id IS NOT NULL OR state != 'intent')
 # costs about as much again).
 _SQL_RESULT_UPDATE: Final = """
 UPDATE items SET state = ?4, credits = COALESCE(?5, credits), err_code = ?6, task = ?7, error = ?8,
-    attempts = COALESCE(?9, attempts), files = ?10, finished = 1, updated_at = ?11
+    attempts = COALESCE(?9, attempts), files = ?10, finished = 1, updated_at = ?12
 WHERE key = ?1
 """
 
 # An item can also finish without an intent (a request that failed validation never reaches a
 # POST): then the result creates its row, with an empty request hash meaning "not yet known".
-# Same parameters as the UPDATE, so one tuple serves both.
+# Same parameters as the UPDATE, so one tuple serves both: the endpoint (?11) is only the
+# INSERT's, and the UPDATE's last number (?12) makes sqlite3 take the whole tuple there too.
 _SQL_RESULT_INSERT: Final = """
-INSERT OR IGNORE INTO items (key, idx, request, request_hash, fingerprint, task_id, state, credits,
-                             err_code, task, error, attempts, files, finished, created_at, updated_at)
-VALUES (?1, ?2, ?3, '', '', NULL, ?4, ?5, ?6, ?7, ?8, COALESCE(?9, 0), ?10, 1, ?11, ?11)
+INSERT OR IGNORE INTO items (key, idx, request, request_hash, fingerprint, endpoint, task_id, state,
+                             credits, err_code, task, error, attempts, files, finished, created_at,
+                             updated_at)
+VALUES (?1, ?2, ?3, '', '', ?11, NULL, ?4, ?5, ?6, ?7, ?8, COALESCE(?9, 0), ?10, 1, ?12, ?12)
 """
 
 _INPUT_META: Final = "input_id"
@@ -436,6 +447,17 @@ class SQLiteJournal:
                 )
                 conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version == 1:
+            # Written by 0.1.0: upgraded in one transaction, or left as it was. It then names this
+            # release as its writer, so that 0.1.0, which refuses it from now on, says who to ask.
+            with _transaction(conn):
+                conn.execute(_UPGRADE_TO_2)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('written_by', ?)",
+                    (f"vidu-async {__version__}",),
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            logger.info("journal %s: upgraded from schema 1 to %d", where, SCHEMA_VERSION)
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
@@ -590,7 +612,7 @@ class SQLiteJournal:
 
     @staticmethod
     def _key_conflict(conn: sqlite3.Connection, args: tuple[Any, ...], where: str) -> JournalError:
-        key, index, _, request_hash, _ = args
+        key, index, _, request_hash, _, _ = args
         row = conn.execute("SELECT request_hash, idx FROM items WHERE key = ?", (key,)).fetchone()
         old_hash, old_index = row if row else ("?", "?")
         return JournalError(
@@ -633,9 +655,17 @@ class SQLiteJournal:
         await self._submit_and_wait(_INPUT, input_id)
 
     async def record_intent(
-        self, *, key: str, index: int, request: Mapping[str, Any], request_hash: str, fingerprint: str
+        self,
+        *,
+        key: str,
+        index: int,
+        request: Mapping[str, Any],
+        request_hash: str,
+        fingerprint: str,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> None:
-        """Record that the item is about to be submitted; returns once the record is committed.
+        """Record that the item, a request to ``endpoint``, is about to be submitted; returns once
+        the record is committed.
 
         Recording the intent of a key again (same request) starts a new attempt: ``attempts``
         goes up and what the previous attempt recorded (task id, state, result) is cleared. If the
@@ -649,7 +679,9 @@ class SQLiteJournal:
         """
         # Serialized here, in the caller, so an unserializable request fails its own call and
         # never the writer's batch.
-        await self._submit_and_wait(_INTENT, (key, index, _dumps(request), request_hash, fingerprint))
+        await self._submit_and_wait(
+            _INTENT, (key, index, _dumps(request), request_hash, fingerprint, str(endpoint))
+        )
 
     async def flush(self) -> None:
         """Wait until everything queued before the call is committed.
@@ -692,6 +724,7 @@ class SQLiteJournal:
         files: Iterable[str | os.PathLike[str]] = (),
         index: int | None = None,
         request: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
     ) -> None:
         """Queue the item's final outcome; the item then counts as finished.
 
@@ -707,6 +740,7 @@ class SQLiteJournal:
             index: The item's index, used only when the key has no row yet (no intent was ever
                 recorded, e.g. a request that failed validation).
             request: The request JSON, likewise used only for such a new row.
+            endpoint: The item's endpoint, likewise (``"reference2video"`` when ``None``).
 
         Raises:
             JournalError: The journal is closed or writing failed earlier.
@@ -725,6 +759,7 @@ class SQLiteJournal:
             error,
             attempts,
             _dumps_strings(paths) if paths else _EMPTY_ARRAY,
+            DEFAULT_ENDPOINT if endpoint is None else str(endpoint),
         )
         self._enqueue((_RESULT, args, None))
 
@@ -823,11 +858,15 @@ def _escape_surrogates(value: Any) -> Any:
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    (key, idx, request, request_hash, fingerprint, task_id, state, credits, err_code, task, error) = row[:11]
-    attempts, files, finished, created_at, updated_at = row[11:]
+    # The row unpacked whole: slicing it first cost a resume about 1k instructions per entry.
+    (
+        key, idx, request, request_hash, fingerprint, task_id, state, credits, err_code, task, error,
+        attempts, files, finished, created_at, updated_at, endpoint,
+    ) = row  # fmt: skip
     return JournalEntry(
         key=key,
         index=idx,
+        endpoint=endpoint,
         request_json=request,
         request_hash=request_hash,
         fingerprint=fingerprint,
