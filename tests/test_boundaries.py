@@ -22,6 +22,8 @@ PACKAGE: Final = Path(__file__).resolve().parent.parent / "vidu_async"
 LEAVES: Final = frozenset({"_version", "_secret"})
 
 MODEL: Final = ("_models", "_kinds", "_validate", "_events")
+#: The package's public modules (besides its top level).
+PUBLIC: Final = ("exceptions", "callbacks", "emulator", "journal")
 
 #: unit -> the units it may import directly (the table's "may import" column).
 TABLE: Final[dict[str, frozenset[str]]] = {
@@ -30,7 +32,8 @@ TABLE: Final[dict[str, frozenset[str]]] = {
     "exceptions": frozenset(),
     "_signing": frozenset(),
     # model
-    "_models": frozenset({"_rules", "exceptions"}),
+    # Models validate at construction: they call _validate, which never imports them back.
+    "_models": frozenset({"_rules", "exceptions", "_validate"}),
     "_kinds": frozenset({"_rules", "exceptions", "_models"}),
     # _sniff is pure (imports nothing of the package); construction sniffs bytes and data URIs.
     "_validate": frozenset({"_rules", "exceptions", "_sniff"}),
@@ -72,17 +75,21 @@ TABLE: Final[dict[str, frozenset[str]]] = {
     ),
     # tools
     "emulator": frozenset({"_rules", "_signing", "_convert", *MODEL}),
-    "cli": frozenset(
-        {"vidu_async", "_batch_input", "_runner", "_progress", "exceptions", "callbacks", "emulator"}
-    ),
-    "_runner": frozenset({"vidu_async", "_batch_input", "_progress", "exceptions", "callbacks", "emulator"}),
-    "_progress": frozenset({"vidu_async", "_batch_input", "exceptions"}),
+    # The public API: the package's re-exports, its public modules, and the input items.
+    "cli": frozenset({"vidu_async", *PUBLIC, "_batch_input", "_runner", "_progress"}),
+    "_runner": frozenset({"vidu_async", *PUBLIC, "_batch_input", "_progress"}),
+    "_progress": frozenset({"vidu_async", *PUBLIC, "_batch_input"}),
 }
+#: What the command line may use without reaching past it: the public face (its re-exports), and
+#: ``_batch_input``, taken as it is (not what it may import in turn).
+OPAQUE: Final = frozenset({"vidu_async", "_batch_input", *PUBLIC})
+TOOLS: Final = frozenset({"cli", "_runner", "_progress"})
 FACE: Final = frozenset({"__init__", "__main__"})
 
 
 def allowed(unit: str) -> frozenset[str]:
-    """What ``unit`` may import: its column, what those may import, and the leaves."""
+    """What ``unit`` may import: its column, what those may import, and the leaves. The command
+    line's column is taken as it is: it may use the public API, not what lies behind it."""
     seen: set[str] = set()
     todo = list(TABLE[unit])
     while todo:
@@ -90,7 +97,7 @@ def allowed(unit: str) -> frozenset[str]:
         if other in seen:
             continue
         seen.add(other)
-        if other == "vidu_async":  # the public face: whatever __init__ re-exports
+        if other == "vidu_async" or (unit in TOOLS and other in OPAQUE):
             continue
         todo.extend(TABLE[other])
     return frozenset(seen | LEAVES)

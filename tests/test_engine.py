@@ -204,7 +204,7 @@ class TestRateLimited:
             made = await client.submit(request())
             emu.inject("get", "throttle")
             assert (await client.get_task(made.id)).id == made.id
-            assert client._limiter.bucket.limited
+            assert client._caller.limiter.bucket.limited
         (throttle,) = hook.of(vidu.ThrottleEvent)
         assert throttle.kind == "rate"
         assert throttle.rate is not None

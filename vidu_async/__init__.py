@@ -50,6 +50,7 @@ from ._config import (
     RetryPolicy,
     Timeouts,
 )
+from ._convert import request_from_json
 from ._events import Event, Hook, RequestEvent, RetryEvent, StateChangeEvent, ThrottleEvent
 from ._models import (
     Creation,
@@ -110,4 +111,5 @@ __all__ = [
     "ViduClient",
     "ViduError",
     "__version__",
+    "request_from_json",
 ]

@@ -15,11 +15,11 @@ import heapq
 import logging
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterable
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, TypeAlias
+from typing import Final, Self, TypeAlias
 
 import anyio
 import anyio.abc
@@ -28,22 +28,24 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import _convert, _retry
 from ._batch_input import BatchInput, BatchItem, KeyMaker, canonical, position_key, read_item, request_hash
+from ._budget import CreditBudget, Hold
+from ._caller import Absent
+from ._config import PollPolicy
+from ._download import Downloader
+from ._kinds import kind_of
 from ._models import Reference2Video, Task, TaskState
-from ._poll import Listener, Update
+from ._poll import Listener, Poller, Update
+from ._submit import Submitter
 from .exceptions import (
     BudgetExceededError,
     JournalError,
     Problem,
     RequestValidationError,
-    SubmitOutcomeUnknownError,
     TaskFailedError,
     ViduError,
     WaitTimeoutError,
 )
 from .journal import Journal, JournalEntry, SQLiteJournal
-
-if TYPE_CHECKING:
-    from ._client import ViduClient
 
 __all__ = ["Batch", "BatchInput", "BatchItem", "BatchResult", "JournalLike"]
 
@@ -108,8 +110,7 @@ class _Item:
     invalid: ViduError | None = None
     charged: int = 0
     #: Credits held for this item's create while it is unanswered (``max_credits`` only).
-    reserved: int = 0
-    pricing: bool = False
+    hold: Hold | None = None
     listener: Listener | None = None
     fingerprint: str | None = None
     entry: JournalEntry | None = None
@@ -142,9 +143,14 @@ class Batch:
 
     def __init__(
         self,
-        client: ViduClient,
         requests: BatchInput,
         *,
+        submitter: Submitter,
+        poller: Poller,
+        downloader: Downloader,
+        size: Callable[[], Awaitable[int]],
+        poll: PollPolicy,
+        callbacks: bool = False,
         max_in_flight: int | None,
         fail_fast: bool,
         timeout: float | None,
@@ -155,7 +161,12 @@ class Batch:
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
-        self._client = client
+        self._submitter = submitter
+        self._poller = poller
+        self._downloader = downloader
+        self._size = size
+        self._poll = poll
+        self._callbacks = callbacks
         self._requests = requests
         self._max_in_flight = max_in_flight
         self._fail_fast = fail_fast
@@ -182,15 +193,7 @@ class Batch:
         self._deadlines: list[tuple[float, int, _Item]] = []
         self._deadline_wake = anyio.Event()
         self.limit = 0
-        #: Credits charged by the batch's tasks so far (failed tasks are refunded).
-        self.credits = 0
-        # The max_credits budget (see _reserve_budget): the dearest create answered so far, whether
-        # any has answered, credits held for creates in flight, and how many those are.
-        self._price = 0
-        self._priced = False
-        self._reserved = 0
-        self._pricing = 0
-        self._budget_moved = anyio.Event()
+        self._budget = CreditBudget(max_credits)
         #: Items read from the input so far.
         self.read = 0
         #: Items whose stored result was yielded, re-attached, or reconciled from an earlier run.
@@ -198,12 +201,17 @@ class Batch:
         #: Items that were still running when the block was left: ``(index, key, task id or None)``.
         self.unfinished: list[tuple[int, str, str | None]] = []
 
+    @property
+    def credits(self) -> int:
+        """Credits charged by the batch's tasks so far (failed tasks are refunded)."""
+        return self._budget.charged
+
     # --- context -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         try:
             await self._open_journal()
-            self.limit = self._max_in_flight or await self._client.in_flight_limit()
+            self.limit = self._max_in_flight or await self._size()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -223,7 +231,9 @@ class Batch:
                 submit_send, submit_receive = anyio.create_memory_object_stream[_Item](0)
                 tg.start_soon(self._feed, submit_send, name="vidu_async batch feeder")
                 for _ in range(min(_SUBMITTERS, self.limit)):
-                    tg.start_soon(self._submitter, submit_receive.clone(), name="vidu_async batch submitter")
+                    tg.start_soon(
+                        self._submit_worker, submit_receive.clone(), name="vidu_async batch submitter"
+                    )
                 submit_receive.close()
                 if self._download_to is not None:
                     # Unbounded, but only items holding an in-flight slot are ever in it.
@@ -231,7 +241,7 @@ class Batch:
                     self._downloads = downloads
                     for _ in range(_DOWNLOADERS):
                         tg.start_soon(
-                            self._downloader, download_receive.clone(), name="vidu_async batch downloads"
+                            self._download_worker, download_receive.clone(), name="vidu_async batch downloads"
                         )
                     download_receive.close()
                 tg.start_soon(self._keep_deadlines, name="vidu_async batch deadlines")
@@ -265,7 +275,7 @@ class Batch:
     def _leave(self) -> None:
         for item in self._running.values():
             if item.task is not None and item.listener is not None:
-                self._client._poller.unwatch(item.task.id, item.listener)
+                self._poller.unwatch(item.task.id, item.listener)
         self.unfinished = [
             (i.index, i.key, i.task.id if i.task else None)
             for i in sorted(self._running.values(), key=lambda i: i.index)
@@ -358,11 +368,14 @@ class Batch:
                     self._finish(item, error=item.invalid)
                 elif entry is not None and self._resume(item, entry):
                     self.resumed += 1
-                elif self._max_credits is not None and not await self._reserve_budget(item):
+                elif (hold := await self._budget.reserve()) is None:
+                    assert self._max_credits is not None
+                    budget = self._budget
                     self._finish(
-                        item, error=BudgetExceededError(self._max_credits, self.credits, self._price)
+                        item, error=BudgetExceededError(self._max_credits, budget.charged, budget.price)
                     )
                 else:
+                    item.hold = hold
                     await submit.send(item)
         self._feeding = False
         self._maybe_close()
@@ -380,47 +393,6 @@ class Batch:
             return None
         self.journal.rename_key(old_key, item.key)
         return attrs.evolve(entry, key=item.key)
-
-    async def _reserve_budget(self, item: _Item) -> bool:
-        """Whether ``item``'s create fits in ``max_credits``; waits while creates in flight decide it.
-
-        A create is sent only if the credits charged so far, those held for creates not answered
-        yet, and the price of the dearest task this batch has been charged for stay within the
-        budget; until a create has answered with its price, one is sent at a time. So a batch
-        overspends by at most what one task costs beyond the dearest before it, however many are
-        in flight, where stopping only once the budget was charged overspent by the whole flight.
-        When creates answer without a price, only the credits charged so far are checked.
-        """
-        assert self._max_credits is not None
-        budget = self._max_credits
-        while True:
-            if self._priced and self._price:
-                fits = self.credits + self._reserved + self._price <= budget
-            else:
-                fits = self.credits < budget and (self._priced or not self._pricing)
-            if fits:
-                break
-            if not self._pricing:
-                return False  # nothing in flight can change the answer
-            await self._budget_moved.wait()
-            self._budget_moved = anyio.Event()
-        item.pricing, item.reserved = True, self._price
-        self._pricing += 1
-        self._reserved += item.reserved
-        return True
-
-    def _settle_budget(self, item: _Item) -> None:
-        """``item``'s create answered (or failed): its held credits go, its price is learned."""
-        if not item.pricing:
-            return
-        item.pricing = False
-        self._pricing -= 1
-        self._reserved -= item.reserved
-        item.reserved = 0
-        if item.task is not None:
-            self._priced = True
-            self._price = max(self._price, item.charged)
-        self._budget_moved.set()
 
     def _resume(self, item: _Item, entry: JournalEntry) -> bool:
         """Pick up an item an earlier run journaled; False when it must be submitted as new."""
@@ -452,7 +424,7 @@ class Batch:
 
     # --- submitting ----------------------------------------------------------------------------
 
-    async def _submitter(self, queue: MemoryObjectReceiveStream[_Item]) -> None:
+    async def _submit_worker(self, queue: MemoryObjectReceiveStream[_Item]) -> None:
         async with queue:
             async for item in queue:
                 await self._submit(item)
@@ -460,27 +432,32 @@ class Batch:
     def _start_clock(self, item: _Item) -> None:
         assert item.request is not None
         item.started = anyio.current_time()
-        timeout = self._client._timeout_for(self._timeout, item.request.off_peak)
+        timeout = self._poll.timeout_for(self._timeout, item.request.off_peak)
         item.deadline = item.started + timeout if timeout is not None else math.inf
 
     async def _submit(self, item: _Item) -> None:
         try:
             await self._create(item)
         finally:
-            self._settle_budget(item)
+            self._budget.settle(item.hold, answered=item.task is not None, price=item.charged)
 
     async def _create(self, item: _Item) -> None:
         assert item.request is not None
-        client = self._client
         self._start_clock(item)
         try:
             if item.entry is not None and item.fingerprint:
-                adopted = await self._reconcile(item)
-                if adopted is not None:
-                    self._submitted(item, adopted)
+                # An intent an earlier run journaled without a task id: its create may have made
+                # a task. Settled as any create whose answer was lost (the one rule of _submit).
+                sent_at = item.entry.created_at or time.time()
+                found = await self._submitter.reconcile(
+                    item.fingerprint, item.request, sent_at=sent_at, deadline=item.deadline
+                )
+                if not isinstance(found, Absent):
+                    logger.info("item %r: adopted task %s from an earlier run", item.key, found.id)
+                    self._submitted(item, found)
                     return
             await self._record_intent(item)
-            task, attempts = await client._submit(
+            task, attempts = await self._submitter.submit(
                 item.request, deadline=item.deadline, fingerprint=item.fingerprint, on_quota=self._slot_freed
             )
         except JournalError:
@@ -496,40 +473,26 @@ class Batch:
         assert item.request is not None
         if self.journal is None:
             return
+        kind = kind_of(item.request)
         if item.fingerprint is None:
-            item.fingerprint = item.request.payload or _retry.new_fingerprint()
+            # Without a payload field the create cannot be found again: no fingerprint, and a lost
+            # answer is SubmitOutcomeUnknownError on resume as on the first run.
+            item.fingerprint = item.request.payload or (_retry.new_fingerprint() if kind.payload else "")
         await self.journal.record_intent(
             key=item.key,
             index=item.index,
             request=canonical(item.request),
             request_hash=item.hash,
             fingerprint=item.fingerprint,
+            endpoint=kind.endpoint,
         )
-
-    async def _reconcile(self, item: _Item) -> Task | None:
-        """An intent journaled without a task id: did its create make a task? Adopt it, or
-        (proven absent) return ``None`` to submit again; undecidable raises."""
-        assert item.request is not None
-        assert item.fingerprint is not None
-        assert item.entry is not None
-        since = datetime.fromtimestamp(item.entry.created_at or 0, UTC) - timedelta(minutes=10)
-        found = await self._client._find_by_payload(item.fingerprint, item.request, since, item.deadline)
-        if isinstance(found, Task):
-            logger.info("item %r: adopted task %s from an earlier run", item.key, found.id)
-            return found
-        if found is None:
-            raise SubmitOutcomeUnknownError(
-                item.fingerprint,
-                "an earlier run sent this create and the task list cannot tell if it made a task",
-            )
-        return None
 
     def _submitted(self, item: _Item, task: Task) -> None:
         item.task = task
         if self.journal is not None:
             self.journal.record_submitted(item.key, task.id, task.credits)
         item.charged = task.credits or 0
-        self.credits += item.charged
+        self._budget.charge(item.charged)
         if task.is_terminal:
             self._finish(item, task=task)
         else:
@@ -542,8 +505,8 @@ class Batch:
             heapq.heappush(self._deadlines, (item.deadline, item.index, item))
             self._deadline_wake.set()
         item.listener = self._listener_for(item)
-        callback = item.request.callback_url is not None or self._client.callback_url is not None
-        self._client._poller.watch(
+        callback = item.request.callback_url is not None or self._callbacks
+        self._poller.watch(
             task.id,
             item.listener,
             known=task if known else None,
@@ -557,7 +520,8 @@ class Batch:
         if any(i.task is not None for i in self._running.values()):
             await self._ended.wait()
         else:
-            await anyio.sleep(_retry.backoff(self._client.retry, 3, self._client._rng))
+            caller = self._submitter.caller
+            await anyio.sleep(_retry.backoff(caller.retry, 3, caller.rng))
 
     # --- completion ---------------------------------------------------------------------------
 
@@ -602,9 +566,9 @@ class Batch:
         item.done = True
         task = task or item.task
         if item.listener is not None and task is not None and not task.is_terminal:
-            self._client._poller.unwatch(task.id, item.listener)
+            self._poller.unwatch(task.id, item.listener)
         if task is not None and task.is_terminal and task.credits is not None:
-            self.credits += task.credits - item.charged  # a failed task is refunded
+            self._budget.charge(task.credits - item.charged)  # a failed task is refunded
             item.charged = task.credits
         result = self._result(item, task, error)
         self._ended.set()
@@ -615,7 +579,7 @@ class Batch:
             return
         self._deliver(item, result)
 
-    async def _downloader(self, queue: MemoryObjectReceiveStream[BatchResult]) -> None:
+    async def _download_worker(self, queue: MemoryObjectReceiveStream[BatchResult]) -> None:
         assert self._download_to is not None
         async with queue:
             async for result in queue:
@@ -623,7 +587,9 @@ class Batch:
                 if item is None or result.task is None:
                     continue
                 try:
-                    files = await self._client.download(result.task, self._download_to)
+                    files = await self._downloader.download(
+                        result.task, self._download_to, output=kind_of(result.request).output
+                    )
                 except ViduError as exc:
                     result = attrs.evolve(result, error=exc)
                 else:

@@ -7,24 +7,20 @@ import logging
 import math
 import os
 import random
-import re
-import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
-import attrs
-from aiohttp import web
 
-from . import _convert, _http, _media, _retry, _validate
+from . import _convert, _http, _validate, callbacks
 from ._batch import Batch, BatchInput, JournalLike
+from ._caller import Caller
 from ._config import (
     DEFAULT_DOWNLOADS,
     DEFAULT_POLL,
@@ -37,23 +33,20 @@ from ._config import (
     Timeouts,
 )
 from ._download import Downloader
-from ._events import Hook, RequestEvent, RetryEvent, ThrottleEvent, emit
+from ._events import Hook
 from ._limits import RateLimiter
 from ._models import Credits, Reference2Video, Task, TaskState
 from ._poll import Poller
 from ._secret import Secret
+from ._submit import Submitter
 from ._transport import Transport
-from .callbacks import CallbackReceiver
 from .exceptions import (
-    APIError,
     ClientClosedError,
     ClientNotOpenError,
     ConfigurationError,
     ConnectError,
-    RequestTimeoutError,
-    SubmitOutcomeUnknownError,
+    MissingAPIKeyError,
     TaskFailedError,
-    TransportError,
     ViduError,
     WaitTimeoutError,
 )
@@ -68,32 +61,26 @@ _AUTH_SCHEMES: Final = ("Token", "Bearer")
 DEFAULT_CONCURRENCY: Final = 5
 #: A remote cancel on the way out gets this long, seconds.
 _CANCEL_TIME_BOX: Final = 10.0
-#: A retry is not started with less of the caller's deadline left than this, seconds: an attempt
-#: cut short would only turn a clear error into an unknown outcome.
-_MIN_ATTEMPT_TIME: Final = 0.5
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def _resolve_base_url(base_url: str | None) -> str:
     url = (base_url or os.environ.get("VIDU_BASE_URL") or GLOBAL_BASE_URL).strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not _validate.is_http_url(url):
         raise ConfigurationError(f"base_url must be an http(s) URL such as {GLOBAL_BASE_URL!r}, got {url!r}")
+    parts = urlsplit(url)
     if parts.query or parts.fragment:
         raise ConfigurationError(f"base_url must not carry a query or fragment, got {url!r}")
     return url
 
 
-def given_api_key(api_key: str | None) -> str:
-    """The key passed, else ``$VIDU_API_KEY``, stripped; "" when there is none."""
-    return (api_key if api_key is not None else os.environ.get("VIDU_API_KEY", "")).strip()
-
-
 def _resolve_key(api_key: str | None) -> str:
-    key = given_api_key(api_key)
+    """The key passed, else ``$VIDU_API_KEY``, stripped and checked."""
+    key = (api_key if api_key is not None else os.environ.get("VIDU_API_KEY", "")).strip()
     if not key:
-        raise ConfigurationError(
+        raise MissingAPIKeyError(
             "no API key: pass ViduClient(api_key=...) or set the VIDU_API_KEY environment variable"
         )
     if any(c.isspace() for c in key):
@@ -103,27 +90,6 @@ def _resolve_key(api_key: str | None) -> str:
 
 def _deadline(timeout: float | None) -> float:
     return math.inf if timeout is None else anyio.current_time() + timeout
-
-
-_MENTION: Final = re.compile(r"\[?@[^\s\]]+\]?")
-
-
-def _echoes(row: Mapping[str, Any], request: Reference2Video) -> bool:
-    """Whether a task-list row could be ``request``: the fields it echoes agree with it.
-
-    A fingerprint is unique, but a caller's own ``payload`` need not be (a job type, a user id), so
-    a row is only taken for ours when what it echoes of the request matches too. The service echoes
-    subject mentions renumbered (``@Ming`` comes back as ``@1``), so mentions are compared as such.
-    """
-    model, prompt = row.get("model"), row.get("prompt")
-    if model is not None and model != request.model:
-        return False
-    return not isinstance(prompt, str) or _MENTION.sub("@", prompt) == _MENTION.sub("@", request.prompt)
-
-
-@attrs.frozen
-class _Absent:
-    """Reconciliation proved the create made no task."""
 
 
 class ViduClient:
@@ -199,9 +165,6 @@ class ViduClient:
             raise ConfigurationError(f"callback_url must be an http(s) URL, got {callback_url!r}")
         self.callback_url: Final = callback_url
         self.journal: Final = journal
-        self._hooks: tuple[Hook, ...] = tuple(hooks)
-        self._rng = random.Random()
-        self._limiter = RateLimiter(requests_per_second)
         self._key = Secret(_resolve_key(api_key))
         self._transport = Transport(
             base_url=self.base_url,
@@ -209,10 +172,15 @@ class ViduClient:
             timeouts=timeouts,
             session=session,
         )
-        self._poller = Poller(self._attempt, poll, hooks=self._hooks, rng=self._rng)
+        rng = random.Random()
+        self._caller = Caller(
+            self._transport, retry=retry, limiter=RateLimiter(requests_per_second), hooks=hooks, rng=rng
+        )
+        self._poller = Poller(self._caller, poll, rng=rng)
+        self._submitter = Submitter(self._caller, callback_url=callback_url)
+        self._downloader = Downloader(self._transport, self.get_task, policy=downloads)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._concurrency: int | None = None
-        self._downloader = Downloader(self._transport, self.get_task, policy=downloads)
 
     def __repr__(self) -> str:
         state = " closed" if self._transport.closed else ""
@@ -271,117 +239,6 @@ class ViduClient:
             )
         return self._poller
 
-    # --- one attempt, and the one retry layer -------------------------------------------------
-
-    async def _attempt(self, call: _http.ApiRequest, *, deadline: float = math.inf) -> _http.ApiResponse:
-        """Send ``call`` once, through the request-rate budget, reporting throttling to it.
-
-        The attempt's own timeout is capped by what is left of ``deadline``; when nothing is left,
-        the call is not sent at all.
-        """
-        await self._limiter.acquire()
-        started = time.monotonic()
-        budget = None if math.isinf(deadline) else deadline - anyio.current_time()
-        try:
-            if budget is not None and budget <= 0:
-                raise RequestTimeoutError(
-                    "the deadline passed before the call was sent",
-                    method=call.method, path=call.path, request_sent=False,
-                )  # fmt: skip
-            response = await self._transport.send(call, budget=budget)
-        except TransportError as exc:
-            emit(self._hooks, RequestEvent(
-                endpoint=call.endpoint, method=call.method, path=call.path, status=None,
-                elapsed=time.monotonic() - started, error=str(exc),
-            ))  # fmt: skip
-            raise
-        if response.status == 429:
-            error = _http.error_for(call, response)
-            retry_after = _retry.retry_after_of(error)
-            if error.reason == "QuotaExceeded":
-                emit(self._hooks, ThrottleEvent(kind="quota", retry_after=retry_after))
-            else:
-                self._limiter.throttled()
-                emit(
-                    self._hooks,
-                    ThrottleEvent(kind="rate", rate=self._limiter.bucket.rate, retry_after=retry_after),
-                )
-        elif response.status < 500:
-            self._limiter.succeeded()
-        if self._hooks:  # the event is built only for someone to hear it: this is every call's path
-            emit(self._hooks, RequestEvent(
-                endpoint=call.endpoint, method=call.method, path=call.path, status=response.status,
-                elapsed=response.elapsed,
-            ))  # fmt: skip
-        return response
-
-    async def _call(
-        self,
-        call: _http.ApiRequest,
-        read: Callable[[_http.ApiRequest, _http.ApiResponse], T],
-        *,
-        deadline: float = math.inf,
-        on_unknown: Callable[[ViduError], Awaitable[T | _Absent]] | None = None,
-        on_quota: Callable[[], Awaitable[None]] | None = None,
-    ) -> T:
-        """Send ``call`` until it succeeds, as :class:`RetryPolicy` allows, within ``deadline``.
-
-        Args:
-            on_unknown: For calls that must not be repeated blindly (create): decides what an
-                unknown outcome means: a result to adopt, or ``_Absent()`` to send again.
-            on_quota: Waits out a 429 ``QuotaExceeded`` (a batch waits for one of its tasks to end).
-        """
-        policy = self.retry
-        attempt = throttled = 0
-        while True:
-            attempt += 1
-            try:
-                return read(call, await self._attempt(call, deadline=deadline))
-            except (TransportError, APIError) as exc:
-                exc.attempts = attempt
-                failure = _retry.classify(exc)
-                if failure is _retry.Failure.UNKNOWN and not call.idempotent:
-                    if on_unknown is None:
-                        raise
-                    adopted = await on_unknown(exc)
-                    if not isinstance(adopted, _Absent):
-                        return adopted
-                    failure = _retry.Failure.NOT_SENT  # proven absent: sending again cannot duplicate
-                if failure is _retry.Failure.FATAL:
-                    raise
-                if failure is _retry.Failure.THROTTLED:
-                    throttled += 1
-                    attempt -= 1
-                    if throttled >= policy.throttle_attempts:
-                        raise
-                elif failure is _retry.Failure.QUOTA:
-                    attempt -= 1
-                elif attempt >= policy.attempts:
-                    raise
-                delay = _retry.next_delay(
-                    policy, attempt + throttled, self._rng, retry_after=_retry.retry_after_of(exc)
-                )
-                waits_for_slot = failure is _retry.Failure.QUOTA and on_quota is not None
-                if not waits_for_slot and anyio.current_time() + delay + _MIN_ATTEMPT_TIME >= deadline:
-                    raise
-                logger.info(
-                    "%s %s failed (%s, attempt %d); retrying %s: %s",
-                    call.method, call.path, failure.value, attempt,
-                    "when a slot frees" if waits_for_slot else f"in {delay:.2f}s", exc,
-                )  # fmt: skip
-                emit(self._hooks, RetryEvent(
-                    endpoint=call.endpoint, attempt=attempt, delay=0.0 if waits_for_slot else delay,
-                    failure=failure.value, error=str(exc),
-                ))  # fmt: skip
-                if waits_for_slot:
-                    assert on_quota is not None
-                    with anyio.move_on_after(deadline - anyio.current_time()) as scope:
-                        await on_quota()
-                    if scope.cancelled_caught:
-                        raise
-                else:
-                    await anyio.sleep(delay)
-
     # --- calls -------------------------------------------------------------------------------
 
     async def submit(
@@ -407,110 +264,13 @@ class ViduClient:
             SubmitOutcomeUnknownError: the create may or may not have made a task.
             TransportError: the service could not be reached, and nothing was sent.
         """
-        task, _ = await self._submit(request, deadline=_deadline(timeout))
+        task, _ = await self._submitter.submit(request, deadline=_deadline(timeout))
         return task
-
-    async def _submit(
-        self,
-        request: Reference2Video | Mapping[str, Any],
-        *,
-        deadline: float,
-        fingerprint: str | None = None,
-        on_quota: Callable[[], Awaitable[None]] | None = None,
-    ) -> tuple[Task, int]:
-        """Submit with retries and reconciliation; returns the task and the attempts it took."""
-        if not isinstance(request, Reference2Video):
-            request = _convert.request_from_json(request)
-        overrides: dict[str, str] = {}
-        if not request.payload:
-            overrides["payload"] = fingerprint or _retry.new_fingerprint()
-        if request.callback_url is None and self.callback_url is not None:
-            overrides["callback_url"] = self.callback_url
-        payload = request.payload or overrides["payload"]
-        call = await _media.prepare(
-            request, lambda resolved: _http.build_create(resolved, overrides=overrides)
-        )
-        sent_at = time.time()
-        attempts = 0
-
-        def read(c: _http.ApiRequest, r: _http.ApiResponse) -> Task:
-            nonlocal attempts
-            attempts += 1
-            return _http.read_task(c, r)
-
-        async def reconcile(exc: ViduError) -> Task | _Absent:
-            if not self.retry.reconcile or not payload:
-                raise SubmitOutcomeUnknownError(payload or "", "reconciliation is off") from exc
-            since = datetime.fromtimestamp(sent_at, UTC) - timedelta(minutes=2)  # generous for clock skew
-            return await self._reconcile(payload, request, since, exc, deadline)
-
-        try:
-            task = await self._call(call, read, deadline=deadline, on_unknown=reconcile, on_quota=on_quota)
-        except (TransportError, APIError) as exc:
-            attempts = max(attempts, exc.attempts)
-            raise
-        return task, max(attempts, 1)
-
-    async def _reconcile(
-        self, payload: str, request: Reference2Video, since: datetime, exc: ViduError, deadline: float
-    ) -> Task | _Absent:
-        """Find the task a create with an unknown outcome may have made, by its ``payload``."""
-        if anyio.current_time() >= deadline:
-            raise SubmitOutcomeUnknownError(
-                payload, "the deadline passed before the task list could be searched"
-            ) from exc
-        logger.warning("create outcome unknown (%s); looking for payload %r in the task list", exc, payload)
-        for look in range(2):
-            if look:
-                await anyio.sleep(min(self.retry.reconcile_settle, max(0.0, deadline - anyio.current_time())))
-            try:
-                found = await self._find_by_payload(payload, request, since, deadline)
-            except ViduError as lookup_error:
-                raise SubmitOutcomeUnknownError(
-                    payload, f"the task list could not be read: {lookup_error}"
-                ) from exc
-            if isinstance(found, Task):
-                logger.info("adopted task %s, made by a create whose answer was lost", found.id)
-                return found
-            if found is None:
-                raise SubmitOutcomeUnknownError(payload, "the task list does not show payloads") from exc
-        logger.info("no task carries payload %r: sending the create again", payload)
-        return _Absent()
-
-    async def _find_by_payload(
-        self, payload: str, request: Reference2Video, since: datetime, deadline: float
-    ) -> Task | _Absent | None:
-        """The task whose ``payload`` is ``payload``; ``_Absent()`` when proven absent; ``None`` when
-        the list cannot tell (its rows carry no payload, or there are too many pages)."""
-        token = ""
-        for _ in range(self.retry.reconcile_pages):
-            call = _http.build_list(created_from=since, page_token=token)
-            body = await self._call(call, _http.read_json, deadline=deadline)
-            rows = body.get("tasks") if isinstance(body, Mapping) else None
-            if not isinstance(rows, list):
-                return None
-            matches = [
-                row
-                for row in rows
-                if isinstance(row, Mapping)
-                and row.get("payload") == payload
-                and (payload.startswith(_retry.FINGERPRINT_PREFIX) or _echoes(row, request))
-            ]
-            if matches:
-                if len(matches) > 1 and not payload.startswith(_retry.FINGERPRINT_PREFIX):
-                    return None  # the caller's own payload, used by several like tasks: cannot tell which
-                return _convert.structure_task(matches[0])
-            if any(isinstance(row, Mapping) and "payload" not in row for row in rows):
-                return None
-            token = body.get("next_page_token") or ""
-            if not token:
-                return _Absent()
-        return None
 
     async def get_task(self, task_id: str) -> Task:
         """Read a task (``GET /ent/v2/tasks/{id}/creations``)."""
         call = _http.build_get_task(task_id)
-        return await self._call(call, lambda c, r: _http.read_task(c, r, task_id=task_id))
+        return await self._caller.call(call, lambda c, r: _http.read_task(c, r, task_id=task_id))
 
     async def cancel(self, task_id: str) -> None:
         """Cancel a task that has not started processing (Vidu refuses once it is scheduled).
@@ -519,7 +279,7 @@ class ViduClient:
             BadRequestError: the task can no longer be cancelled.
             NotFoundError: no such task.
         """
-        await self._call(_http.build_cancel(task_id), _http.read_json)
+        await self._caller.call(_http.build_cancel(task_id), _http.read_json)
 
     async def list_tasks(
         self,
@@ -564,7 +324,7 @@ class ViduClient:
                 page_size=page_size,
                 page_token=token,
             )
-            tasks, next_token = await self._call(call, _http.read_task_list)
+            tasks, next_token = await self._caller.call(call, _http.read_task_list)
             for task in tasks:
                 yield task
                 seen += 1
@@ -576,14 +336,9 @@ class ViduClient:
 
     async def get_credits(self, *, show_detail: bool = False) -> Credits:
         """The account's credits and concurrency (``GET /ent/v2/credits``)."""
-        return await self._call(_http.build_credits(show_detail=show_detail), _http.read_credits)
+        return await self._caller.call(_http.build_credits(show_detail=show_detail), _http.read_credits)
 
     # --- waiting -----------------------------------------------------------------------------
-
-    def _timeout_for(self, timeout: float | None, off_peak: bool | None) -> float | None:
-        if timeout is not None:
-            return timeout
-        return self.poll.off_peak_timeout if off_peak else self.poll.timeout
 
     async def watch(self, task_id: str, *, known: Task | None = None) -> AsyncIterator[Task]:
         """Every state of the task as the scheduler sees it change, in order, ending after a terminal one.
@@ -643,7 +398,7 @@ class ViduClient:
             ResponseValidationError: the task's answers stayed unreadable
                 (``PollPolicy.unreadable_attempts`` reads in a row).
         """
-        limit = self._timeout_for(timeout, known.off_peak if known is not None else None)
+        limit = self.poll.timeout_for(timeout, known.off_peak if known is not None else None)
         deadline = _deadline(limit)
         return await self._wait(task_id, deadline=deadline, cancel_remote=cancel_remote, known=known)
 
@@ -717,8 +472,8 @@ class ViduClient:
         self._require_open()
         if not isinstance(request, Reference2Video):
             request = _convert.request_from_json(request)
-        deadline = _deadline(self._timeout_for(timeout, request.off_peak))
-        task, _ = await self._submit(request, deadline=deadline)
+        deadline = _deadline(self.poll.timeout_for(timeout, request.off_peak))
+        task, _ = await self._submitter.submit(request, deadline=deadline)
         callback = request.callback_url is not None or self.callback_url is not None
         return await self._wait(
             task.id, deadline=deadline, cancel_remote=cancel_remote, known=task, callback=callback
@@ -726,7 +481,7 @@ class ViduClient:
 
     # --- callbacks ---------------------------------------------------------------------------
 
-    def notify(self, task: Task) -> None:
+    def notify(self, task: Task) -> bool:
         """Tell the client that a verified callback reported ``task``.
 
         The body is a hint (Vidu does not sign it): a finished task is read with one GET before any
@@ -734,13 +489,22 @@ class ViduClient:
         :func:`vidu_async.callbacks.verify_request`; :meth:`serve_callbacks` does it for you.
         Repeats cost nothing (a finish already being read or read is ignored), so a receiver in
         front of it need not de-duplicate; one that does may drop a genuine finish after a lie.
+        A body without an id (``task.id == ""``) is matched to its task by its ``payload``.
+
+        Returns:
+            Whether the update names a task this client watches.
         """
-        self._poller.hint(task)
+        return self._poller.hint(task)
+
+    def _on_callback(self, task: Task) -> None:
+        """The receiver's hand-over: an id-less body that matches no watched task is refused."""
+        if not self.notify(task) and not task.id:
+            raise callbacks.UnmatchedCallback(task.payload)
 
     @asynccontextmanager
     async def serve_callbacks(
         self, host: str = "0.0.0.0", port: int = 8080, path: str | None = None
-    ) -> AsyncIterator[CallbackReceiver]:
+    ) -> AsyncIterator[callbacks.CallbackReceiver]:
         """Receive Vidu's callbacks for this client on ``host:port`` while the block runs.
 
         Each callback is verified against the client's key and ``callback_url`` (the registered URL,
@@ -760,20 +524,14 @@ class ViduClient:
         """
         if self.callback_url is None:
             raise ConfigurationError("serve_callbacks needs ViduClient(callback_url=...): the URL Vidu calls")
-        receiver = CallbackReceiver(
-            api_key=self._key.reveal(), callback_url=self.callback_url, on_update=self.notify, dedupe_size=0
+        receiver = callbacks.CallbackReceiver(
+            api_key=self._key.reveal(),
+            callback_url=self.callback_url,
+            on_update=self._on_callback,
+            dedupe_size=0,
         )
-        app = web.Application()
-        receiver.setup(app, path=path)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-            logger.info("receiving callbacks on %s:%d", host, port)
+        async with callbacks.serve(receiver, host=host, port=port, path=path):
             yield receiver
-        finally:
-            with anyio.CancelScope(shield=True):
-                await runner.cleanup()
 
     # --- downloads ---------------------------------------------------------------------------
 
@@ -883,8 +641,13 @@ class ViduClient:
         """
         self._require_open()
         return Batch(
-            self,
             requests,
+            submitter=self._submitter,
+            poller=self._poller,
+            downloader=self._downloader,
+            size=self.in_flight_limit,
+            poll=self.poll,
+            callbacks=self.callback_url is not None,
             max_in_flight=max_in_flight,
             fail_fast=fail_fast,
             timeout=timeout,

@@ -173,6 +173,13 @@ class PollPolicy:
     callback_interval: float = attrs.field(default=60.0, validator=_positive)
     unreadable_attempts: int = attrs.field(default=5, validator=_at_least_one)
 
+    def timeout_for(self, timeout: float | None, off_peak: bool | None) -> float | None:
+        """The deadline of a wait: ``timeout`` when given, else this policy's for the task's kind
+        of run (off-peak tasks run within 48 h)."""
+        if timeout is not None:
+            return timeout
+        return self.off_peak_timeout if off_peak else self.timeout
+
 
 #: The poll policy a client uses unless told otherwise.
 DEFAULT_POLL: Final = PollPolicy()

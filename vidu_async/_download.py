@@ -25,7 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,12 +48,27 @@ _STALE_LINK: Final = frozenset({401, 403, 404, 410})
 _SAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _CONTENT_RANGE: Final = re.compile(r"bytes\s+(?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+|\*)", re.IGNORECASE)
 #: What each kind of file must sniff as before it is renamed into place, and its name in messages.
+_IMAGES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
 _ACCEPTED: Final = {
     "video": frozenset({"video/mp4", "video/quicktime"}),
     "watermarked": frozenset({"video/mp4", "video/quicktime"}),
-    "cover": frozenset({"image/jpeg", "image/png", "image/webp"}),
+    "cover": _IMAGES,
+    "image": _IMAGES,
 }
-_WANTED: Final = {"video": "an MP4 video", "watermarked": "an MP4 video", "cover": "an image"}
+_WANTED: Final = {
+    "video": "an MP4 video",
+    "watermarked": "an MP4 video",
+    "cover": "an image",
+    "image": "an image",
+    "audio": "audio",
+}
+#: A task's main file by the media its kind produces: the suffixes taken from its link's path
+#: (the service documents none for images and audio), and the one used otherwise.
+_SUFFIXES: Final[dict[str, tuple[frozenset[str], str]]] = {
+    "video": (frozenset({".mp4"}), ".mp4"),
+    "image": (frozenset({".png", ".jpg", ".jpeg", ".webp"}), ".png"),
+    "audio": (frozenset({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac"}), ".mp3"),
+}
 #: Bytes read from the start of a file to tell its kind.
 _HEAD: Final = 64
 
@@ -79,9 +94,20 @@ class _File:
     name: str
 
 
-def creation_files(task: Task, *, cover: bool = False, watermarked: bool = False) -> list[_File]:
+def _suffix(output: str, url: str) -> str:
+    """The main file's suffix: ``.mp4`` for a video; for an image or audio, the link's own when it
+    is one of that media's, else the media's usual one."""
+    known, default = _SUFFIXES[output]
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    return suffix if suffix in known else default
+
+
+def creation_files(
+    task: Task, *, cover: bool = False, watermarked: bool = False, output: str = "video"
+) -> list[_File]:
     """The files to fetch for ``task``: ``{task_id}-{creation_id}.mp4`` for each creation (plus
-    ``-cover.jpg`` and ``-wm.mp4`` when asked and offered).
+    ``-cover.jpg`` and ``-wm.mp4`` when asked and offered); a task of an image or audio kind
+    (``output``) names its files by that media (``.png``, ``.mp3``...).
 
     Creations whose (sanitized) ids repeat within the task also carry their position,
     ``{task_id}-{creation_id}.{index}.mp4``, so that each has a file and a ``.part`` of its own;
@@ -97,7 +123,7 @@ def creation_files(task: Task, *, cover: bool = False, watermarked: bool = False
         if stem in repeated:
             stem = f"{stem}.{index}"  # safe names have no dot: this cannot meet another id's name
         if creation.url:
-            files.append(_File("video", creation.id, index, f"{stem}.mp4"))
+            files.append(_File(output, creation.id, index, f"{stem}{_suffix(output, creation.url)}"))
         if cover and creation.cover_url:
             files.append(_File("cover", creation.id, index, f"{stem}-cover.jpg"))
         if watermarked and creation.watermarked_url:
@@ -117,7 +143,9 @@ def _url_of(task: Task, file: _File) -> str:
 
 
 def _pick(creation: Creation, kind: str) -> str:
-    return {"video": creation.url, "cover": creation.cover_url, "watermarked": creation.watermarked_url}[kind]
+    if kind == "cover":
+        return creation.cover_url
+    return creation.watermarked_url if kind == "watermarked" else creation.url
 
 
 def _expired(url: str, now: float) -> bool:
@@ -154,14 +182,20 @@ class Downloader:
         self._attempts = policy.attempts
 
     async def download(
-        self, task: Task, dest: str | os.PathLike[str], *, cover: bool = False, watermarked: bool = False
+        self,
+        task: Task,
+        dest: str | os.PathLike[str],
+        *,
+        cover: bool = False,
+        watermarked: bool = False,
+        output: str = "video",
     ) -> list[Path]:
         """Every file of ``task`` into ``dest``; returns their paths. Files already there are kept
         when whole; any other is downloaded again."""
         folder = Path(dest)
         await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
         root = await anyio.to_thread.run_sync(folder.resolve)
-        files = creation_files(task, cover=cover, watermarked=watermarked)
+        files = creation_files(task, cover=cover, watermarked=watermarked, output=output)
         paths: list[Path] = [root / f.name for f in files]
         for path in paths:
             if root not in path.resolve().parents:  # cannot happen with safe names; checked anyway
@@ -394,7 +428,10 @@ def _inspect(path: Path, kind: str) -> _Verdict | None:
 
         head = read_at(0, _HEAD)
         info = sniff(head)
-        if info is None or info.mime not in _ACCEPTED[kind]:
+        if kind == "audio":  # no audio signature is known here: refuse only what is plainly a page
+            if head.lstrip()[:1] in (b"<", b"{", b"["):
+                return _Verdict(f"got {describe(head)}, not {_WANTED[kind]}", cut_short=False)
+        elif info is None or info.mime not in _ACCEPTED[kind]:
             return _Verdict(f"got {describe(head)}, not {_WANTED[kind]}", cut_short=False)
         problem = why_incomplete(read_at, size)
         return None if problem is None else _Verdict(f"not whole: {problem}", cut_short=True)

@@ -107,15 +107,18 @@ def _task_path(task_id: str, suffix: str) -> str:
     return f"{TASKS_PATH}/{quote(task_id, safe='')}/{suffix}"
 
 
-def build_create(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> ApiRequest:
-    """``POST /ent/v2/reference2video`` for ``request``, its body encoded (:func:`encode_create_body`).
+def build_create(
+    request: Reference2Video, *, overrides: Mapping[str, str] | None = None, path: str = CREATE_PATH
+) -> ApiRequest:
+    """``POST path`` (the request's kind's: ``/ent/v2/reference2video``...) for ``request``, its
+    body encoded (:func:`encode_create_body`).
 
     Raises:
         RequestValidationError: the body is over 20 MB. Nothing has been sent.
         TypeError: a media item is still a ``Path`` or ``bytes`` (``_media.prepare`` resolves them).
     """
     body = encode_create_body(request, overrides=overrides)
-    return ApiRequest(endpoint="create", method="POST", path=CREATE_PATH, body=body, idempotent=False)
+    return ApiRequest(endpoint="create", method="POST", path=path, body=body, idempotent=False)
 
 
 def encode_create_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:

@@ -21,7 +21,7 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeAlias
 
@@ -30,8 +30,9 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _http
+from ._caller import Caller
 from ._config import PollPolicy
-from ._events import Hook, StateChangeEvent, emit
+from ._events import StateChangeEvent, emit
 from ._limits import TokenBucket
 from ._models import Task, TaskState
 from .exceptions import APIError, NotFoundError, ResponseValidationError, ViduError
@@ -63,6 +64,7 @@ class _Entry:
     version: int = 0
     callback: bool = False
     hinted: bool = False
+    payload: str = ""
     listeners: list[Listener] = attrs.field(factory=list)
 
 
@@ -75,6 +77,7 @@ class PollPlanner:
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._hinted: dict[str, None] = {}  # an ordered set: hinted, not yet taken
+        self._by_payload: dict[str, str] = {}  # payload -> task id, for callbacks without an id
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -120,6 +123,7 @@ class PollPlanner:
             self._entries[task_id] = entry
             if known is not None:
                 entry.last = known
+                self._learn_payload(entry, known.payload)
                 self._schedule(entry, now + self._jittered(self._first_interval(entry)))
             else:
                 self._schedule(entry, now)  # nothing known: look at once
@@ -144,8 +148,19 @@ class PollPlanner:
 
     def remove(self, task_id: str) -> None:
         """Stop watching ``task_id`` (its heap entries become stale and are skipped)."""
-        self._entries.pop(task_id, None)
+        entry = self._entries.pop(task_id, None)
         self._hinted.pop(task_id, None)
+        if entry is not None and entry.payload:
+            self._by_payload.pop(entry.payload, None)
+
+    def _learn_payload(self, entry: _Entry, payload: str) -> None:
+        if payload and not entry.payload:
+            entry.payload = payload
+            self._by_payload[payload] = entry.task_id
+
+    def task_of_payload(self, payload: str) -> str | None:
+        """The watched task whose ``payload`` is ``payload`` (the SDK's fingerprint, unique), if any."""
+        return self._by_payload.get(payload) if payload else None
 
     # --- timing -------------------------------------------------------------------------------
 
@@ -230,6 +245,7 @@ class PollPlanner:
         entry.failures = 0
         entry.unreadable = 0
         entry.hinted = False
+        self._learn_payload(entry, task.payload)
         previous = entry.last
         changed = previous is None or previous.raw_state != task.raw_state or previous.state is not task.state
         entry.last = task
@@ -280,12 +296,13 @@ class PollPlanner:
             entry.failures = 0
             self._schedule(entry, now + self._jittered(self.interval(entry, now)))
 
-    def failed(self, task_id: str, now: float) -> None:
-        """A check could not be made (network, 5xx, 429): try again later, backing off."""
+    def failed(self, task_id: str, now: float, *, not_before: float = -math.inf) -> None:
+        """A check could not be made (network, 5xx, 429): try again later, backing off, and no
+        earlier than ``not_before`` (the service's ``Retry-After``)."""
         entry = self._entries.get(task_id)
         if entry is not None:
             entry.failures += 1
-            self._schedule(entry, now + self._jittered(self.interval(entry, now)))
+            self._schedule(entry, max(not_before, now + self._jittered(self.interval(entry, now))))
 
     def unreadable(self, task_id: str, now: float) -> int:
         """A read of ``task_id`` answered something that cannot be read as a task. Returns how many
@@ -306,9 +323,6 @@ class PollPlanner:
         entry = self._entries.pop(task_id, None)
         self._hinted.pop(task_id, None)
         return [(listener, exc) for listener in entry.listeners] if entry is not None else []
-
-
-SendFn: TypeAlias = Callable[[_http.ApiRequest], Awaitable[_http.ApiResponse]]
 
 
 class Subscription:
@@ -340,23 +354,17 @@ class Poller:
     """The poll scheduler: run :meth:`run` as one background task; register tasks with :meth:`watch`.
 
     Args:
-        send: Sends one request once (through the client's rate limiter) and returns the answer.
+        caller: Sends each check once (through the client's budgets and ``Retry-After`` holds);
+            its hooks hear the state changes.
         policy: The poll policy.
-        hooks: Event hooks (state changes).
+        rng: Draws the jitter.
     """
 
-    def __init__(
-        self,
-        send: SendFn,
-        policy: PollPolicy,
-        *,
-        hooks: Sequence[Hook] = (),
-        rng: random.Random | None = None,
-    ) -> None:
-        self._send_fn = send
+    def __init__(self, caller: Caller, policy: PollPolicy, *, rng: random.Random | None = None) -> None:
+        self._caller = caller
         self.policy = policy
         self.planner = PollPlanner(policy, rng)
-        self._hooks = hooks
+        self._hooks = caller.hooks
         self._wake = anyio.Event()
         self._budget: TokenBucket | None = None
         self._bulk_ok_after = -math.inf
@@ -394,14 +402,23 @@ class Poller:
         """Stop telling ``listener`` about ``task_id``."""
         self.planner.remove_listener(task_id, listener)
 
-    def hint(self, task: Task) -> None:
+    def hint(self, task: Task) -> bool:
         """A callback says ``task`` finished: read it with one GET before anyone hears of it.
 
         The body is not signed, so it is only a hint; hints of unfinished states change nothing
-        (each would cost a request, and the finish brings the task whole).
+        (each would cost a request, and the finish brings the task whole). A body without an id
+        (the documented callback shape is the query's, which may have none) is matched to its
+        task through its ``payload`` (the SDK's fingerprint).
+
+        Returns:
+            Whether the body names a watched task (by id, or by payload).
         """
-        if task.is_terminal and self.planner.hint(task.id):
+        task_id = task.id or self.planner.task_of_payload(task.payload)
+        if task_id is None or task_id not in self.planner:
+            return False
+        if task.is_terminal and self.planner.hint(task_id):
             self._wake.set()
+        return True
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -475,7 +492,7 @@ class Poller:
         if budgeted:
             await self._spend()
         self.requests[call.endpoint] = self.requests.get(call.endpoint, 0) + 1
-        return await self._send_fn(call)
+        return await self._caller.attempt(call)
 
     async def _get(self, task_id: str, doing: str) -> Task | None:
         """One ``GET /tasks/{id}/creations``, not charged to the poll budget (the caller paid, or it
@@ -489,8 +506,13 @@ class Poller:
             self._unreadable(task_id, exc)
         except ViduError as exc:
             logger.debug("%s %s failed: %s", doing, task_id, exc)
-            self.planner.failed(task_id, anyio.current_time())
+            self.planner.failed(task_id, anyio.current_time(), not_before=self._not_before())
         return None
+
+    def _not_before(self) -> float:
+        """When a failed check may be made again at the earliest: after the hold a 429's
+        ``Retry-After`` set (the caller would hold the request anyway; the schedule follows it)."""
+        return self._caller.holds.until(create=False)
 
     def _unreadable(self, task_id: str, exc: ResponseValidationError) -> None:
         """An answer about ``task_id`` that is not a task: check again a few times (a proxy's error
@@ -532,8 +554,9 @@ class Poller:
         rows = await self._list(ids, list(_TERMINAL), since, budgeted=False)
         now = anyio.current_time()
         if rows is None:
+            not_before = self._not_before()
             for task_id in ids:
-                self.planner.failed(task_id, now)
+                self.planner.failed(task_id, now, not_before=not_before)
             return
         asked = set(ids)
         changed = {row.id: row for row in rows if row.id in asked}

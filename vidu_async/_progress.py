@@ -15,8 +15,7 @@ from typing import Any, Final, Protocol, TextIO
 
 import attrs
 
-from ._events import Event, StateChangeEvent
-from ._models import TaskState
+from . import Event, StateChangeEvent, TaskState
 
 __all__ = ["Display", "PlainDisplay", "RichDisplay", "Tally", "make_display", "printable"]
 

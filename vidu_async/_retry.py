@@ -7,6 +7,7 @@ No clock and no sleeping here: the client asks :func:`classify` what a failure m
 from __future__ import annotations
 
 import enum
+import math
 import os
 import random
 from typing import Final
@@ -20,7 +21,16 @@ from .exceptions import (
     TransportError,
 )
 
-__all__ = ["FINGERPRINT_PREFIX", "Failure", "backoff", "classify", "new_fingerprint", "next_delay"]
+__all__ = [
+    "FINGERPRINT_PREFIX",
+    "Failure",
+    "RetryAfterHolds",
+    "backoff",
+    "classify",
+    "new_fingerprint",
+    "next_delay",
+    "retry_after_of",
+]
 
 #: Fingerprints the SDK stamps in ``payload`` start with this, so they are easy to recognize.
 FINGERPRINT_PREFIX: Final = "vidu-async:"
@@ -91,3 +101,36 @@ def new_fingerprint() -> str:
     """A fresh fingerprint for a create's ``payload``: how a create whose answer was lost is found
     again in the task list."""
     return FINGERPRINT_PREFIX + os.urandom(12).hex()  # what secrets.token_hex(12) does, in one call
+
+
+class RetryAfterHolds:
+    """The server's ``Retry-After`` as a promise the whole client keeps, not one call.
+
+    A 429 ``TooManyRequests``/``SystemThrottling`` that says when to come back holds every API
+    request until then (the poll scheduler's checks included); a 429 ``QuotaExceeded`` holds the
+    creates. Each hold is capped by ``RetryPolicy.max_retry_after``, and a later, longer hold
+    extends an earlier one, never shortens it. Pure: the caller passes the clock's reading.
+    """
+
+    __slots__ = ("_creates", "_every", "_policy")
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._every = -math.inf
+        self._creates = -math.inf
+
+    def record(self, exc: BaseException, now: float) -> float | None:
+        """Keep the ``Retry-After`` of a refusal; returns when the hold it sets ends (``None``: none)."""
+        retry_after = retry_after_of(exc)
+        if retry_after is None:
+            return None
+        until = now + min(retry_after, self._policy.max_retry_after)
+        if isinstance(exc, QuotaExceededError):
+            self._creates = max(self._creates, until)
+        else:
+            self._every = max(self._every, until)
+        return until
+
+    def until(self, *, create: bool) -> float:
+        """When a request may go out (a moment in the past when it may go now)."""
+        return max(self._every, self._creates) if create else self._every

@@ -18,6 +18,7 @@ import glob
 import itertools
 import json
 import os
+import re
 import shlex
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -26,11 +27,8 @@ from typing import IO, Any, Final
 import anyio
 import attrs
 
-from . import _convert
-from ._batch import BatchResult
+from . import BatchResult, ViduClient, request_from_json
 from ._batch_input import JobItem, json_type, key_problem
-from ._client import ViduClient
-from ._download import safe_name
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError, TransportError
 from .journal import SQLiteJournal
@@ -140,7 +138,7 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem |
     if key is not None and (problem := key_problem(key)) is not None:
         return _BadLine(line, None, f"{name}:{line}: invalid key: {problem}")
     try:
-        request = _convert.request_from_json(body, what="request", media_root=media_root)
+        request = request_from_json(body, what="request", media_root=media_root)
     except RequestValidationError as exc:
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")
@@ -370,12 +368,20 @@ async def _forget_emulator_tasks(journal: SQLiteJournal, options: RunOptions) ->
     return len(forgotten)
 
 
+#: A task id that names its files as it is (the downloader renames any other, with a digest).
+_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
 def _remove_task_files(videos: Path, task_ids: list[str]) -> None:
-    """Delete the files named for each task id (videos, covers, partial downloads) in ``videos``."""
+    """Delete the files named for each task id (videos, covers, partial downloads) in ``videos``.
+    Only plain ids are looked for (the service's are numeric): an id the downloader had to rename
+    leaves its files, which nothing reads again."""
     if not videos.is_dir():
         return
     for task_id in task_ids:
-        for path in videos.glob(glob.escape(safe_name(task_id)) + "-*"):
+        if not _PLAIN_ID.fullmatch(task_id):
+            continue
+        for path in videos.glob(glob.escape(task_id) + "-*"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 

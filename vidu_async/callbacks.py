@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hmac
 import inspect
 import json
@@ -110,8 +111,10 @@ __all__ = [
     "CallbackStats",
     "NonceCache",
     "OnUpdate",
+    "UnmatchedCallback",
     "make_callback_app",
     "parse_callback",
+    "serve",
     "verify_request",
     "verify_signature",
 ]
@@ -368,17 +371,26 @@ def verify_signature(
         )
 
 
+class UnmatchedCallback(Exception):
+    """Raised by an ``on_update`` to say that a verified update names no task it watches (a body
+    without an id whose ``payload`` matches none): the receiver answers 404 instead of 200."""
+
+
 def parse_callback(body: bytes | str | Mapping[str, Any]) -> Task:
     """Read a callback body (the ``GET /tasks/{id}/creations`` shape) as a :class:`Task`.
 
-    The body is not signed: treat the task as a hint and confirm it with a GET.
+    The body is not signed: treat the task as a hint and confirm it with a GET. The documented
+    shape is the query's, whose official example has no ``id``: such a body is read with
+    ``id == ""`` when it carries a ``payload``, by which its task is found
+    (``ViduClient.notify`` matches the SDK's fingerprint there).
 
     Args:
         body: The raw body (bytes or text, JSON) or the already decoded object.
 
     Raises:
-        ResponseValidationError: the body is not JSON, not an object, or has no task id (a field
-            of the wrong shape is read leniently: see :class:`~vidu_async.Task`).
+        ResponseValidationError: the body is not JSON, not an object, or has neither a task id
+            nor a ``payload`` (a field of the wrong shape is read leniently: see
+            :class:`~vidu_async.Task`).
     """
     data: object = body
     if isinstance(body, bytes | str):
@@ -386,7 +398,20 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> Task:
             data = json.loads(body)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise ResponseValidationError(f"callback body is not JSON: {exc}") from exc
+    if (
+        isinstance(data, Mapping)
+        and data.get("id") in (None, "")
+        and data.get("task_id") in (None, "")
+        and isinstance(data.get("payload"), str)
+        and data["payload"]
+    ):
+        task = structure_task({**data, "id": _NO_ID})
+        return attrs.evolve(task, id="")
     return structure_task(data)
+
+
+#: Stands in for the id while an id-less body is read (an id is required of every other body).
+_NO_ID: Final = "-"
 
 
 def verify_request(
@@ -427,6 +452,8 @@ class CallbackStats:
         duplicates: Verified updates already handed over (same task id and state), answered 200.
         rejected: Requests that failed verification (401), by ``check``.
         bad_body: Verified requests whose body was not a task (400).
+        unmatched: Verified updates without a task id whose ``payload`` named no task that
+            ``on_update`` watches (404).
         unsupported_media_type: Requests whose body was not ``application/json`` (415; neither
             verified nor read).
         unavailable: Verified updates refused with 503 because the consumers were busy (buffer full)
@@ -438,6 +465,7 @@ class CallbackStats:
     duplicates: int = 0
     rejected: collections.Counter[str] = attrs.field(factory=collections.Counter)
     bad_body: int = 0
+    unmatched: int = 0
     unsupported_media_type: int = 0
     unavailable: int = 0
     errors: int = 0
@@ -654,12 +682,18 @@ class CallbackReceiver:
 
         # From here to the end there is no ``await``: the duplicate check and the hand-over are one
         # step, so two copies of an update arriving together are handed over once.
-        key = (task.id, task.raw_state)
+        key = (task.id or task.payload, task.raw_state)
         if self._seen is not None and self._seen.seen(key, 0.0):
             self.stats.duplicates += 1
             return web.json_response({})
         try:
             result = self._on_update(task)
+        except UnmatchedCallback:
+            self.stats.unmatched += 1
+            logger.warning(
+                "verified callback without a task id matches no watched task (payload %r)", task.payload
+            )
+            return web.json_response({"error": "no watched task has this payload"}, status=404)
         except Exception:
             self.stats.errors += 1
             logger.exception("on_update raised for task %s (%s)", task.id, task.raw_state)
@@ -745,3 +779,31 @@ def make_callback_app(
     app = web.Application()
     receiver.setup(app, path=path)
     return app
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    receiver: CallbackReceiver, *, host: str = "0.0.0.0", port: int = 8080, path: str | None = None
+) -> AsyncIterator[CallbackReceiver]:
+    """Serve ``receiver`` on ``host:port`` while the block runs (an aiohttp server of its own).
+
+    Args:
+        receiver: The receiver (not yet running).
+        host: The interface to listen on.
+        port: The port (the one your public ``callback_url`` reaches).
+        path: The route; defaults to the path of the receiver's ``callback_url``.
+
+    Yields:
+        The receiver, running.
+    """
+    app = web.Application()
+    receiver.setup(app, path=path)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("receiving callbacks on %s:%d", host, port)
+        yield receiver
+    finally:
+        with anyio.CancelScope(shield=True):
+            await runner.cleanup()

@@ -24,15 +24,13 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import anyio
 
-from . import _convert
-from ._client import ViduClient, given_api_key
-from ._models import Credits, Task, TaskState
+from . import Credits, Task, TaskState, ViduClient, __version__, request_from_json
 from ._progress import printable
-from ._version import __version__
 from .exceptions import (
     APIError,
     ConfigurationError,
     JournalError,
+    MissingAPIKeyError,
     RequestValidationError,
     TaskFailedError,
     TransportError,
@@ -133,11 +131,14 @@ async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator
             )
             client = ViduClient(emu.api_key, base_url=emu.base_url, **options)
         else:
-            if not given_api_key(args.api_key):
+            try:
+                client = ViduClient(
+                    args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme, **options
+                )
+            except MissingAPIKeyError:
                 raise CommandError(
                     "no API key: set VIDU_API_KEY or pass --api-key (or add --emulator to try a local emulator)"
-                )
-            client = ViduClient(args.api_key, base_url=args.base_url, auth_scheme=args.auth_scheme, **options)
+                ) from None
         yield await stack.enter_async_context(client)
 
 
@@ -160,7 +161,7 @@ def _read_request_file(path: str) -> dict[str, Any]:
 async def _cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     body = _read_request_file(args.file)
     try:
-        request = _convert.request_from_json(body, what=f"request in {args.file}")
+        request = request_from_json(body, what=f"request in {args.file}")
     except RequestValidationError as exc:
         raise CommandError(str(exc)) from None
     async with _client_for(args) as client:

@@ -4,6 +4,7 @@
 
     ViduError
     ├── ConfigurationError (ValueError)       the client cannot be built: no API key, bad base URL
+    │   └── MissingAPIKeyError                no key given and none in VIDU_API_KEY
     ├── ClientClosedError (RuntimeError)      the client was used after ``aclose()``
     ├── ClientNotOpenError (RuntimeError)     waiting needs the client's scope: ``async with ViduClient()``
     ├── RequestValidationError (ValueError)   a request Vidu would refuse, caught before sending
@@ -55,6 +56,7 @@ __all__ = [
     "DownloadError",
     "InsufficientCreditsError",
     "JournalError",
+    "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",
@@ -90,6 +92,10 @@ def _rebuild(cls: type[ViduError], args: tuple[Any, ...]) -> ViduError:
 
 class ConfigurationError(ViduError, ValueError):
     """The client cannot be configured as asked (no API key, a malformed base URL...)."""
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """No API key was given, and ``VIDU_API_KEY`` is unset or blank."""
 
 
 class ClientClosedError(ViduError, RuntimeError):
