@@ -11,7 +11,7 @@
 from ._app import RUNTIME, Runtime, make_app
 from ._config import CallbackConfig, EmulatorConfig, FaultConfig
 from ._server import Emulator
-from ._state import EmulatorState, EmulatorStats, TaskRecord, Transition
+from ._state import EmulatorState, EmulatorStats, RequestRecord, TaskRecord, Transition
 
 __all__ = [
     "RUNTIME",
@@ -21,6 +21,7 @@ __all__ = [
     "EmulatorState",
     "EmulatorStats",
     "FaultConfig",
+    "RequestRecord",
     "Runtime",
     "TaskRecord",
     "Transition",

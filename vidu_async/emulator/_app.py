@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ from ._state import (
     EmulatorState,
     EmulatorStats,
     ListQuery,
+    RequestRecord,
     StateError,
     TaskRecord,
     Transition,
@@ -542,15 +544,31 @@ async def _edge(
     route = request.match_info.route
     endpoint = route.name if route.name in ENDPOINTS else "other"
     runtime.stats.requests[endpoint] += 1
+    arrived = time.monotonic()
     runtime.tick()
     try:
         response = await _handle(request, handler, runtime, endpoint)
     except _Drop:
         # Really close the socket: the client must see a disconnect, not an answer.
         request.protocol.force_close()
+        runtime.stats.log.append(RequestRecord(arrived, time.monotonic(), endpoint, None))
         return web.Response(status=499)
     runtime.stats.responses[response.status] += 1
+    answered = time.monotonic()
+    hold = _hold_until(response.headers.get("Retry-After"), answered) if response.status == 429 else None
+    runtime.stats.log.append(RequestRecord(arrived, answered, endpoint, response.status, hold))
     return response
+
+
+def _hold_until(retry_after: str | None, now: float) -> float | None:
+    """The moment (monotonic) a ``Retry-After`` header sent at ``now`` asks the client to wait for."""
+    if retry_after is None:
+        return None
+    try:
+        return now + float(retry_after)
+    except ValueError:
+        moment = parsedate_to_datetime(retry_after)
+        return now + (moment.timestamp() - time.time())
 
 
 async def _handle(

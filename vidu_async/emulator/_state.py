@@ -130,6 +130,30 @@ class Transition:
     at: float
 
 
+@attrs.frozen
+class RequestRecord:
+    """One request as the emulator saw it (``EmulatorStats.log``).
+
+    Attributes:
+        arrived: When it arrived (``time.monotonic()``, the event loop's clock).
+        answered: When its answer was sent, or the connection dropped.
+        endpoint: Its endpoint name (``create``, ``get``, ``list``...).
+        status: The answer's status; ``None`` for a dropped connection.
+        hold_until: For a 429 with ``Retry-After``: the moment (same clock) before which it asks
+            the client not to come back.
+    """
+
+    arrived: float
+    answered: float
+    endpoint: str
+    status: int | None
+    hold_until: float | None = None
+
+
+#: Requests kept in ``EmulatorStats.log`` (the oldest are dropped beyond it).
+REQUEST_LOG_SIZE: Final = 100_000
+
+
 @attrs.define(kw_only=True)
 class EmulatorStats:
     """Live counters of what the emulator saw and did.
@@ -149,6 +173,7 @@ class EmulatorStats:
         callbacks_dropped: Callbacks deliberately never sent.
         callbacks_forged: Callbacks sent with a wrong signature.
         downloads: File downloads served (200 or 206).
+        log: The last requests, in the order they were answered (at most ``REQUEST_LOG_SIZE``).
     """
 
     requests: Counter[str] = attrs.field(factory=Counter)
@@ -163,6 +188,7 @@ class EmulatorStats:
     callbacks_dropped: int = 0
     callbacks_forged: int = 0
     downloads: int = 0
+    log: deque[RequestRecord] = attrs.field(factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
 
 
 @attrs.frozen(kw_only=True)
