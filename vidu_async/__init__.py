@@ -6,6 +6,7 @@ This module only re-exports. Where things live:
 module                 owns
 =====================  ====================================================================
 ``_models``            frozen request and response types, ``TaskState``
+``_kinds``             the ``TaskKind`` seam: each endpoint's path, request type, payload, output
 ``_rules``             the documented limits and the per-model table
 ``_validate``          request validation (every problem at once)
 ``_sniff``             media type and image size from bytes and data URIs
@@ -17,15 +18,18 @@ module                 owns
 ``_secret``            ``Secret``: the API key as a value that never shows itself
 ``callbacks``          verify Vidu's signed callbacks; the aiohttp receiver (public)
 ``_config``            base URLs and the policies: ``Timeouts``, ``RetryPolicy``, ``PollPolicy``
-``_retry``             pure retry decisions: what a failure means, how long to wait
+``_retry``             pure retry decisions: what a failure means, how long to wait, holds
 ``_limits``            the request-rate budget (token bucket with AIMD)
+``_caller``            one attempt and the one retry layer: every API request goes through it
+``_submit``            create plus the one reconcile of a create whose answer was lost
 ``_poll``              the poll scheduler: one background task per client
 ``_batch``             ``generate_many``: fan-out under the in-flight limit, resume, ``BatchResult``
+``_budget``            a batch's credit budget (``max_credits``)
 ``_batch_input``       a batch's input items, their keys (by content) and request hashes
 ``journal``            the ``Journal`` protocol and its SQLite store (public)
 ``_download``          streaming downloads: ``.part`` files, Range resume, fresh links
 ``_events``            typed events for metrics hooks
-``_client``            ``ViduClient``, wiring the pieces
+``_client``            ``ViduClient``: lifecycle, configuration, thin methods wiring the pieces
 ``exceptions``         the error tree (public)
 ``emulator``           a faithful local Vidu server with fault injection (public)
 ``cli``                the ``vidu-async`` command (arguments, one-shot commands)
