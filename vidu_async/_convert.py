@@ -27,6 +27,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 from . import _validate
+from ._kinds import DEFAULT_ENDPOINT, kind_named
 from ._models import (
     Creation,
     CreditPackage,
@@ -558,12 +559,13 @@ def _file_url_path(item: str) -> str:
 
 
 def request_from_json(
-    body: object, *, what: str = "request", media_root: Path | None = None
+    body: object, *, endpoint: str = DEFAULT_ENDPOINT, what: str = "request", media_root: Path | None = None
 ) -> Reference2Video:
     """Read a request written in Vidu's JSON shape, as strictly as the service does.
 
     Args:
         body: The decoded JSON.
+        endpoint: The endpoint the body is for (``reference2video``; the path under ``/ent/v2/``).
         what: How error messages name the request (``line 7 of jobs.jsonl``).
         media_root: When given, an image or video string that is not an ``http(s)`` URL or a data
             URI is a local file, relative to this folder (how JSONL job files name local media).
@@ -572,6 +574,12 @@ def request_from_json(
         RequestValidationError: every problem at once: unknown fields (``FieldUnwanted``),
             wrong JSON types, and every rule the model checks.
     """
+    try:
+        kind = kind_named(endpoint)
+    except ValueError as exc:
+        raise RequestValidationError([Problem("endpoint", str(exc), "BadRequest")], subject=what) from None
+    if kind.request_type is not Reference2Video:  # pragma: no cover - one kind so far
+        raise RequestValidationError([Problem("endpoint", "not readable yet", "BadRequest")], subject=what)
     if not isinstance(body, Mapping):
         raise RequestValidationError(
             [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")],

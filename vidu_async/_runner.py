@@ -138,7 +138,8 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem |
     if key is not None and (problem := key_problem(key)) is not None:
         return _BadLine(line, None, f"{name}:{line}: invalid key: {problem}")
     try:
-        request = request_from_json(body, what="request", media_root=media_root)
+        endpoint = body.pop("endpoint", "reference2video")
+        request = request_from_json(body, endpoint=str(endpoint), what="request", media_root=media_root)
     except RequestValidationError as exc:
         problems = "; ".join(str(p) for p in exc.problems)
         return _BadLine(line, key, f"{name}:{line}: invalid request: {problems}")

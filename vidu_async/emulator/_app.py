@@ -31,6 +31,7 @@ from aiohttp import web
 
 from .. import _rules, _signing
 from .._convert import parse_timestamp, request_from_json
+from .._kinds import KINDS, TaskKind
 from .._models import Reference2Video, TaskState
 from ..exceptions import Problem, RequestValidationError
 from ._config import ENDPOINTS, FAULT_NAMES, EmulatorConfig
@@ -542,7 +543,8 @@ async def _edge(
 ) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     route = request.match_info.route
-    endpoint = route.name if route.name in ENDPOINTS else "other"
+    name = (route.name or "").partition(":")[0]  # "create:<kind>" counts as "create"
+    endpoint = name if name in ENDPOINTS else "other"
     runtime.stats.requests[endpoint] += 1
     arrived = time.monotonic()
     runtime.tick()
@@ -637,7 +639,16 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     return None if size > limit else b"".join(chunks)
 
 
-async def _create(request: web.Request) -> web.StreamResponse:
+def _create_for(kind: TaskKind) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The create handler of one task kind's endpoint."""
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        return await _create(request, kind)
+
+    return create
+
+
+async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     raw = await _read_limited(request, _rules.MAX_BODY_BYTES)
     if raw is None:
@@ -647,7 +658,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return _error(400, "BadRequest", "bad request")
     try:
-        parsed = request_from_json(body)
+        parsed = request_from_json(body, endpoint=kind.endpoint)
     except RequestValidationError as exc:
         return validation_error(list(exc.problems))
     # After the body's own checks: an unknown name gets the SDK's generic ones first, like a known one.
@@ -865,7 +876,8 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     app = web.Application(middlewares=[_edge], client_max_size=_rules.MAX_BODY_BYTES + 1024)
     app[RUNTIME] = Runtime(config)
     prefix = config.path_prefix
-    app.router.add_post(f"{prefix}/ent/v2/reference2video", _create, name="create")
+    for kind in KINDS.values():  # every task kind's create, through the seam
+        app.router.add_post(f"{prefix}{kind.path}", _create_for(kind), name=f"create:{kind.endpoint}")
     app.router.add_get(f"{prefix}/ent/v2/tasks/{{task_id}}/creations", _get, name="get")
     app.router.add_post(f"{prefix}/ent/v2/tasks/{{task_id}}/cancel", _cancel, name="cancel")
     app.router.add_get(f"{prefix}/ent/v2/tasks", _list, name="list")
