@@ -19,6 +19,7 @@ import aiohttp
 import anyio
 import attrs
 import pytest
+from conftest import small_request
 
 import vidu_async as vidu
 from vidu_async import _retry, _signing
@@ -39,13 +40,8 @@ IN_FLIGHT: Final = 0.25
 
 
 def request(i: int = 0, **changes: Any) -> vidu.Reference2Video:
-    fields: dict[str, Any] = {
-        "model": "viduq3",
-        "subjects": [vidu.Subject(name="Ming", images=["https://example.com/ming.png"])],
-        "prompt": f"@Ming cooks hot pot number {i}.",
-    }
-    fields.update(changes)
-    return vidu.Reference2Video(**fields)
+    """A small valid request; ``i`` makes the prompt distinct."""
+    return small_request(prompt=f"@Ming cooks hot pot number {i}.", **changes)
 
 
 @asynccontextmanager
