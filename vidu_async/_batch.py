@@ -116,7 +116,10 @@ class _Item:
     entry: JournalEntry | None = None
     #: The request's hash, once worked out (see :attr:`hash`).
     known_hash: str | None = None
-    #: A keyless item's position, as journals written before content keys named it.
+    #: Whether the key was made from the content (else the caller gave it).
+    keyless: bool = False
+    #: A keyless item's position as journals written before content keys named it, when it is
+    #: not its index (a job file's line).
     position: int | None = None
 
     @property
@@ -330,8 +333,11 @@ class Batch:
             read.key,
             read.request,
             invalid=read.invalid,
-            known_hash=read.request_hash,
-            position=read.position,
+            # Kept only where a journal will ask for it (memory per item in flight counts).
+            known_hash=read.request_hash if self._journal_arg is not None else None,
+            # A batch item's old key used its index: only a job line's differing position is kept.
+            position=read.position if read.position != index else None,
+            keyless=read.position is not None,
         )
 
     def _check_key(self, item: _Item) -> None:
@@ -385,9 +391,9 @@ class Batch:
         key a journal written before content keys gave it (renamed to the content key, so that
         the item keeps its identity however the input changes from now on)."""
         entry = self._entries.pop(item.key, None)
-        if entry is not None or item.position is None or not self._entries or item.request is None:
+        if entry is not None or not item.keyless or not self._entries or item.request is None:
             return entry
-        old_key = position_key(item.request, item.position)
+        old_key = position_key(item.request, item.index if item.position is None else item.position)
         entry = self._entries.pop(old_key, None)
         if entry is None or self.journal is None:
             return None
@@ -486,6 +492,7 @@ class Batch:
             fingerprint=item.fingerprint,
             endpoint=kind.endpoint,
         )
+        item.known_hash = None  # journaled: not needed again
 
     def _submitted(self, item: _Item, task: Task) -> None:
         item.task = task

@@ -10,6 +10,8 @@ only the credits charged so far are checked.
 
 from __future__ import annotations
 
+from typing import Final
+
 import anyio
 import attrs
 
@@ -22,6 +24,10 @@ class Hold:
 
     credits: int
     settled: bool = False
+
+
+#: The hold of every create of a batch without a budget.
+_UNLIMITED: Final = Hold(0)
 
 
 class CreditBudget:
@@ -47,7 +53,7 @@ class CreditBudget:
         """Hold credits for one more create, waiting while creates in flight decide whether it
         fits; ``None`` when it does not (nothing in flight can change that)."""
         if self.limit is None:
-            return Hold(0)
+            return _UNLIMITED  # shared: nothing is held, and settle() ignores it
         while True:
             if self._priced and self.price:
                 fits = self.charged + self._held + self.price <= self.limit

@@ -154,7 +154,9 @@ class PollPlanner:
             self._by_payload.pop(entry.payload, None)
 
     def _learn_payload(self, entry: _Entry, payload: str) -> None:
-        if payload and not entry.payload:
+        # Only tasks whose updates come by callback can be named by payload alone: the others
+        # spend no memory on it (a client may watch tens of thousands).
+        if entry.callback and payload and not entry.payload:
             entry.payload = payload
             self._by_payload[payload] = entry.task_id
 
