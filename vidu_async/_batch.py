@@ -39,8 +39,6 @@ from ._submit import Submitter
 from .exceptions import (
     BudgetExceededError,
     JournalError,
-    Problem,
-    RequestValidationError,
     TaskFailedError,
     ViduError,
     WaitTimeoutError,
@@ -181,7 +179,6 @@ class Batch:
         self.journal: Journal | None = None
         self._stack = contextlib.AsyncExitStack()
         self._entries: dict[str, JournalEntry] = {}
-        self._keys: dict[str, int] = {}  # with a journal: each key's item, see _check_key
         self._key_maker = KeyMaker()
         self._group: anyio.abc.TaskGroup | None = None
         self._work = anyio.CancelScope()
@@ -340,22 +337,6 @@ class Batch:
             keyless=read.position is not None,
         )
 
-    def _check_key(self, item: _Item) -> None:
-        """With a journal a key names one item (its row): a later item with the same key is refused,
-        or it would take over the earlier one's row, and a crash could lose that item's task."""
-        first = self._keys.setdefault(item.key, item.index)
-        if first != item.index:
-            item.invalid = RequestValidationError(
-                [
-                    Problem(
-                        "key",
-                        f"{item.key!r} is the key of item {first}: with a journal, every item needs its own",
-                        "BadRequest",
-                    )
-                ],
-                subject=f"batch item {item.index}",
-            )
-
     async def _feed(self, submit: MemoryObjectSendStream[_Item]) -> None:
         assert self._slots is not None
         async with submit, contextlib.aclosing(self._items()) as items:
@@ -365,7 +346,7 @@ class Batch:
                 index += 1
                 self.read = index
                 if self.journal is not None and item.invalid is None:
-                    self._check_key(item)
+                    item.invalid = self._key_maker.claim(item.key, item.index)
                 entry = self._entry_of(item)
                 await self._slots.acquire_on_behalf_of(item)
                 self._holders[item.index] = item

@@ -25,6 +25,7 @@ from ._models import Reference2Video
 from .exceptions import Problem, RequestValidationError
 
 __all__ = [
+    "DUPLICATE_KEY",
     "BatchInput",
     "BatchItem",
     "JobItem",
@@ -94,12 +95,29 @@ def position_key(request: Reference2Video, position: int) -> str:
     return _digest(f"{position}:{_canonical_json(request)}")[:_KEY_DIGITS]
 
 
+#: The ``reason`` of the problem that refuses an item whose key an earlier item has.
+DUPLICATE_KEY: Final = "DuplicateKey"
+
+
 class KeyMaker:
-    """Names keyless items by content: the first copy of a request gets its hash, later copies
-    the hash and their occurrence number."""
+    """Names keyless items by content (the first copy of a request gets its hash, later copies
+    the hash and their occurrence number), and keeps every key to one item (:meth:`claim`)."""
 
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
+        self._claimed: dict[str, int] = {}
+
+    def claim(self, key: str, index: int) -> RequestValidationError | None:
+        """Give ``key`` to item ``index``; the error refusing the item when an earlier item has it.
+
+        With a journal a key names one item (its row): a later item with the same key would take
+        over the earlier one's row, and a crash could lose that item's task.
+        """
+        first = self._claimed.setdefault(key, index)
+        if first == index:
+            return None
+        problem = f"{key!r} is the key of item {first}: with a journal, every item needs its own"
+        return RequestValidationError([Problem("key", problem, DUPLICATE_KEY)], subject=f"batch item {index}")
 
     def key(self, digest: str) -> str:
         """The key of the next item whose request hashes to ``digest``."""

@@ -28,7 +28,7 @@ import anyio
 import attrs
 
 from . import BatchResult, ViduClient, request_from_json
-from ._batch_input import JobItem, json_type, key_problem
+from ._batch_input import DUPLICATE_KEY, JobItem, json_type, key_problem
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError, TransportError
 from .journal import SQLiteJournal
@@ -216,6 +216,14 @@ def _result_row(line: int | None, result: BatchResult) -> dict[str, Any]:
     }
 
 
+def _duplicate_key(result: BatchResult) -> bool:
+    """Whether the batch refused the item because an earlier one has its key."""
+    error = result.error
+    return isinstance(error, RequestValidationError) and any(
+        p.reason == DUPLICATE_KEY for p in error.problems
+    )
+
+
 def _reason(result: BatchResult) -> str:
     error = result.error
     if isinstance(error, TaskFailedError):
@@ -254,7 +262,6 @@ async def _run_with_journal(
     results = _ResultsFile(options.results_path)
     await results.open()
     lines_of: dict[int, int] = {}  # batch index -> line number, for the items in flight
-    seen_keys: set[str] = set()
 
     async def record_bad(bad: _BadLine) -> None:
         tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
@@ -286,14 +293,6 @@ async def _run_with_journal(
                     if isinstance(parsed, _BadLine):
                         await record_bad(parsed)
                         continue
-                    key = parsed.key
-                    if key is not None:  # a keyless line is named by its content: never twice
-                        if key in seen_keys:
-                            await record_bad(
-                                _BadLine(line, key, f"{name}:{line}: key {key!r} is used by an earlier line")
-                            )
-                            continue
-                        seen_keys.add(key)
                     lines_of[index] = line
                     index += 1
                     yield parsed
@@ -316,6 +315,10 @@ async def _run_with_journal(
             display.start()
             async for result in batch:
                 line = lines_of.pop(result.index, None)
+                if _duplicate_key(result) and line is not None:  # the batch's one key check
+                    message = f"{options.jobs.name}:{line}: key {result.key!r} is used by an earlier line"
+                    await record_bad(_BadLine(line, result.key, message))
+                    continue
                 tally.on_result(
                     ok=result.ok,
                     task_id=result.task.id if result.task else None,
