@@ -34,7 +34,7 @@ from ._config import (
 )
 from ._download import Downloader
 from ._events import Hook
-from ._limits import RateLimiter
+from ._limits import RateLimiter, in_flight_limit
 from ._models import Credits, Reference2Video, Task, TaskState
 from ._poll import Poller
 from ._secret import Secret
@@ -48,7 +48,6 @@ from .exceptions import (
     MissingAPIKeyError,
     TaskFailedError,
     ViduError,
-    WaitTimeoutError,
 )
 
 __all__ = ["ViduClient"]
@@ -411,35 +410,14 @@ class ViduClient:
         known: Task | None,
         callback: bool | None = None,
     ) -> Task:
-        poller = self._require_open()
-        last = known
-        subscription = poller.subscribe(
+        self._require_open()
+        return await self._poller.wait(
             task_id,
+            deadline=deadline,
             known=known,
-            off_peak=bool(known and known.off_peak),
             callback=self.callback_url is not None if callback is None else callback,
+            on_give_up=(lambda: self._cancel_quietly(task_id)) if cancel_remote else None,
         )
-        try:
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                async for update in subscription.updates:
-                    if isinstance(update, ViduError):
-                        raise update
-                    last = update
-                    if update.is_terminal:
-                        break
-        except anyio.get_cancelled_exc_class():
-            if cancel_remote:
-                await self._cancel_quietly(task_id)
-            raise
-        finally:
-            subscription.close()
-        if last is None or not last.is_terminal:
-            if cancel_remote:
-                await self._cancel_quietly(task_id)
-            raise WaitTimeoutError(task_id, last)
-        if last.state is TaskState.FAILED:
-            raise TaskFailedError(last)
-        return last
 
     async def _cancel_quietly(self, task_id: str) -> None:
         """Ask Vidu to cancel, shielded from the caller's cancellation and time-boxed."""
@@ -594,12 +572,7 @@ class ViduClient:
                     "could not read the concurrency limit (%s); assuming %d", exc, DEFAULT_CONCURRENCY
                 )
                 self._concurrency = DEFAULT_CONCURRENCY
-        allowance = self.queue_allowance
-        if allowance is None:
-            # Enough waiting tasks to cover the finishes of one poll interval, so the service never
-            # idles between two of ours; small against large organizations.
-            allowance = max(2, min(self._concurrency, 10))
-        return self._concurrency + allowance
+        return in_flight_limit(self._concurrency, self.queue_allowance)
 
     def generate_many(
         self,

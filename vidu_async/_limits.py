@@ -13,7 +13,11 @@ from typing import Final
 
 import anyio
 
-__all__ = ["RateLimiter", "TokenBucket"]
+__all__ = [
+    "RateLimiter",
+    "TokenBucket",
+    "in_flight_limit",
+]
 
 logger: Final = logging.getLogger("vidu_async")
 
@@ -162,3 +166,11 @@ class RateLimiter:
         bucket = self.bucket
         if bucket.limited:  # unlimited, a success changes nothing (recovery counts from the throttle)
             bucket.succeeded(time.monotonic())
+
+
+def in_flight_limit(concurrency: int, queue_allowance: int | None) -> int:
+    """A batch's in-flight limit: the organization's concurrency plus tasks kept waiting in Vidu's
+    queue (``queue_allowance``; ``None``: enough to cover the finishes of one poll interval, so
+    the service never idles between two of ours, and small against large organizations)."""
+    allowance = max(2, min(concurrency, 10)) if queue_allowance is None else queue_allowance
+    return concurrency + allowance

@@ -21,7 +21,7 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeAlias
 
@@ -35,7 +35,14 @@ from ._config import PollPolicy
 from ._events import StateChangeEvent, emit
 from ._limits import TokenBucket
 from ._models import Task, TaskState
-from .exceptions import APIError, NotFoundError, ResponseValidationError, ViduError
+from .exceptions import (
+    APIError,
+    NotFoundError,
+    ResponseValidationError,
+    TaskFailedError,
+    ViduError,
+    WaitTimeoutError,
+)
 
 __all__ = ["Listener", "PollPlanner", "Poller", "Subscription", "Update"]
 
@@ -399,6 +406,56 @@ class Poller:
         subscription = Subscription(self, task_id)
         self.watch(task_id, subscription.deliver, known=known, off_peak=off_peak, callback=callback)
         return subscription
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        deadline: float,
+        known: Task | None = None,
+        callback: bool = False,
+        on_give_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> Task:
+        """Wait until ``task_id`` finishes, or ``deadline`` passes.
+
+        Args:
+            task_id: The task.
+            deadline: When to stop waiting (``anyio.current_time()`` scale).
+            known: The task as last read (saves the first request; tells if it is off-peak).
+            callback: Whether its updates come by callback (polled as a safety net only).
+            on_give_up: Run when the wait ends without a finish (timeout or cancellation): a
+                remote cancel, say (it should shield itself).
+
+        Raises:
+            TaskFailedError: the task ended ``failed``.
+            WaitTimeoutError: not finished by ``deadline``.
+            NotFoundError, ResponseValidationError: what ended the watch.
+        """
+        last = known
+        subscription = self.subscribe(
+            task_id, known=known, off_peak=bool(known and known.off_peak), callback=callback
+        )
+        try:
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                async for update in subscription.updates:
+                    if isinstance(update, ViduError):
+                        raise update
+                    last = update
+                    if update.is_terminal:
+                        break
+        except anyio.get_cancelled_exc_class():
+            if on_give_up is not None:
+                await on_give_up()
+            raise
+        finally:
+            subscription.close()
+        if last is None or not last.is_terminal:
+            if on_give_up is not None:
+                await on_give_up()
+            raise WaitTimeoutError(task_id, last)
+        if last.state is TaskState.FAILED:
+            raise TaskFailedError(last)
+        return last
 
     def unwatch(self, task_id: str, listener: Listener) -> None:
         """Stop telling ``listener`` about ``task_id``."""
