@@ -85,7 +85,7 @@ class TestChaos:
         jobs = write_jobs(tmp_path / "jobs.jsonl", lines)
         out = tmp_path / "out"
         journal = out / "journal.sqlite"
-        extra = (*FAULTS, "--download-bytes-per-second", "8000")
+        extra = (*FAULTS, "--download-bytes-per-second", "16000")
         async with emulator_process(
             tmp_path / "emulator.log", concurrency=16, processing_time=0.2, extra=extra
         ) as server:
