@@ -1,4 +1,5 @@
-"""vidu-async: an asyncio-native SDK for Vidu's ``reference2video`` API.
+"""vidu-async: an asyncio-native SDK for Vidu's task APIs (``reference2video``, ``text2video``,
+``img2video``, ``start-end2video``).
 
 This module only re-exports. Where things live:
 
@@ -61,11 +62,14 @@ from ._models import (
     CreditPackage,
     CreditRemain,
     Credits,
+    Img2Video,
     Media,
     Reference2Video,
+    StartEnd2Video,
     Subject,
     Task,
     TaskState,
+    Text2Video,
     VideoInfo,
 )
 from ._version import __version__
@@ -94,6 +98,7 @@ __all__ = [
     "DownloadPolicy",
     "Event",
     "Hook",
+    "Img2Video",
     "Journal",
     "JournalEntry",
     "Media",
@@ -104,11 +109,13 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "SQLiteJournal",
+    "StartEnd2Video",
     "StateChangeEvent",
     "Subject",
     "Task",
     "TaskFailedError",
     "TaskState",
+    "Text2Video",
     "ThrottleEvent",
     "Timeouts",
     "VideoInfo",

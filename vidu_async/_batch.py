@@ -33,7 +33,7 @@ from ._caller import Absent
 from ._config import PollPolicy
 from ._download import Downloader
 from ._kinds import kind_of
-from ._models import Reference2Video, Task, TaskState
+from ._models import Request, Task, TaskState
 from ._poll import Listener, Poller, Update
 from ._submit import Submitter
 from .exceptions import (
@@ -81,7 +81,7 @@ class BatchResult:
 
     index: int
     key: str
-    request: Reference2Video | None
+    request: Request | None
     task: Task | None = None
     error: ViduError | None = None
     attempts: int = 0
@@ -99,7 +99,7 @@ class BatchResult:
 class _Item:
     index: int
     key: str
-    request: Reference2Video | None
+    request: Request | None
     started: float = 0.0
     deadline: float = math.inf
     task: Task | None = None

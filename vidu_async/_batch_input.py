@@ -21,7 +21,8 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from . import _convert
-from ._models import Reference2Video
+from ._kinds import DEFAULT_ENDPOINT, kind_of
+from ._models import REQUEST_TYPES, Request
 from .exceptions import Problem, RequestValidationError
 
 __all__ = [
@@ -45,15 +46,14 @@ class JobItem:
     """An item of a job file: its request, its key (``None`` for a keyless line) and its line,
     which only an old journal's keys depend on (see :func:`position_key`)."""
 
-    request: Reference2Video
+    request: Request
     key: str | None = None
     line: int | None = None
 
 
-#: One input item: a request, a body in Vidu's JSON shape (an optional ``"key"`` names it), or ``(key, request)``.
-BatchItem: TypeAlias = (
-    Reference2Video | Mapping[str, Any] | tuple[str, Reference2Video | Mapping[str, Any]] | JobItem
-)
+#: One input item: a request of any kind, a body in Vidu's JSON shape (an optional ``"key"`` names
+#: it, an optional ``"endpoint"`` its kind: ``reference2video`` without one), or ``(key, request)``.
+BatchItem: TypeAlias = Request | Mapping[str, Any] | tuple[str, Request | Mapping[str, Any]] | JobItem
 BatchInput: TypeAlias = Iterable[BatchItem] | AsyncIterable[BatchItem]
 
 #: Hex digits of the request hash that name a keyless item.
@@ -84,12 +84,16 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def request_hash(request: Reference2Video) -> str:
-    """A hash of the request's content (files by path, bytes by their own hash)."""
-    return _digest(_canonical_json(request))
+def request_hash(request: Request) -> str:
+    """A hash of the request's content (files by path, bytes by their own hash) and, for a kind
+    other than ``reference2video`` (whose hashes predate kinds), of its endpoint: two kinds'
+    requests with equal fields are different items."""
+    endpoint = kind_of(request).endpoint
+    text = _canonical_json(request)
+    return _digest(text if endpoint == DEFAULT_ENDPOINT else f"{endpoint}:{text}")
 
 
-def position_key(request: Reference2Video, position: int) -> str:
+def position_key(request: Request, position: int) -> str:
     """The key journals written before content keys gave a keyless item: a hash of its request
     and its position (the batch index, or the job file's line)."""
     return _digest(f"{position}:{_canonical_json(request)}")[:_KEY_DIGITS]
@@ -172,7 +176,7 @@ class ReadItem:
     """
 
     key: str
-    request: Reference2Video | None
+    request: Request | None
     request_hash: str | None = None
     position: int | None = None
     invalid: RequestValidationError | None = None
@@ -195,23 +199,23 @@ def read_item(index: int, raw: object, keys: KeyMaker) -> ReadItem:
             return ReadItem(fallback, None, invalid=_invalid("key", "expected a string, got null", subject))
     else:
         body = raw
-    if isinstance(body, Mapping) and "key" in body:
-        key = body["key"]
-        body = {k: v for k, v in body.items() if k != "key"}
+    endpoint: object = DEFAULT_ENDPOINT
+    if isinstance(body, Mapping) and ("key" in body or "endpoint" in body):
+        key = body.get("key", key)
+        endpoint = body.get("endpoint", DEFAULT_ENDPOINT)
+        body = {k: v for k, v in body.items() if k not in ("key", "endpoint")}
     if key is not None and (problem := key_problem(key)) is not None:
         return ReadItem(fallback, None, invalid=_invalid("key", problem, subject))
     given: str | None = key if isinstance(key, str) else None
     if isinstance(body, Mapping):
         try:
-            request = _convert.request_from_json(body, what=subject)
+            request = _convert.request_from_json(body, endpoint=str(endpoint), what=subject)
         except RequestValidationError as exc:
             return ReadItem(given or fallback, None, invalid=exc)
-    elif isinstance(body, Reference2Video):
+    elif isinstance(body, REQUEST_TYPES):
         request = body
     else:
-        problem = (
-            f"expected a Reference2Video, a JSON object or a (key, request) pair, got {type(raw).__name__}"
-        )
+        problem = f"expected a request (Reference2Video, Text2Video...), a JSON object or a (key, request) pair, got {type(raw).__name__}"
         return ReadItem(given or fallback, None, invalid=_invalid("item", problem, subject))
     if given is not None:
         return ReadItem(given, request)

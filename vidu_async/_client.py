@@ -35,7 +35,7 @@ from ._config import (
 from ._download import Downloader
 from ._events import Hook
 from ._limits import RateLimiter, in_flight_limit
-from ._models import Credits, Reference2Video, Task, TaskState
+from ._models import REQUEST_TYPES, Credits, Request, Task, TaskState
 from ._poll import Poller
 from ._secret import Secret
 from ._submit import Submitter
@@ -240,9 +240,7 @@ class ViduClient:
 
     # --- calls -------------------------------------------------------------------------------
 
-    async def submit(
-        self, request: Reference2Video | Mapping[str, Any], *, timeout: float | None = None
-    ) -> Task:
+    async def submit(self, request: Request | Mapping[str, Any], *, timeout: float | None = None) -> Task:
         """Create a task. Local files in the request are read, checked and encoded off the event loop.
 
         Failures are retried as :class:`RetryPolicy` says. When a create's outcome is unknown (no
@@ -251,7 +249,9 @@ class ViduClient:
         otherwise :class:`SubmitOutcomeUnknownError` is raised rather than risk paying twice.
 
         Args:
-            request: A :class:`Reference2Video`, or a body in Vidu's own JSON shape (validated the same way).
+            request: A request of any kind (:class:`Reference2Video`, :class:`Text2Video`,
+                :class:`Img2Video`, :class:`StartEnd2Video`), or a ``reference2video`` body in
+                Vidu's own JSON shape (validated the same way).
             timeout: Seconds for the whole submission, retries included (``None``: attempts bound it).
 
         Returns:
@@ -430,7 +430,7 @@ class ViduClient:
 
     async def generate(
         self,
-        request: Reference2Video | Mapping[str, Any],
+        request: Request | Mapping[str, Any],
         *,
         timeout: float | None = None,
         cancel_remote: bool = False,
@@ -438,7 +438,7 @@ class ViduClient:
         """Submit a task and wait for it: the one call for "give me this video".
 
         Args:
-            request: The request (a :class:`Reference2Video` or a body in Vidu's JSON shape).
+            request: The request (of any kind, or a ``reference2video`` body in Vidu's JSON shape).
             timeout: Seconds for the whole thing, computed once (``None``: ``PollPolicy.timeout``,
                 48 h for off-peak requests).
             cancel_remote: On timeout or cancellation, ask Vidu to cancel the task.
@@ -448,7 +448,7 @@ class ViduClient:
             TaskFailedError, WaitTimeoutError, ResponseValidationError: from the wait.
         """
         self._require_open()
-        if not isinstance(request, Reference2Video):
+        if not isinstance(request, REQUEST_TYPES):
             request = _convert.request_from_json(request)
         deadline = _deadline(self.poll.timeout_for(timeout, request.off_peak))
         task, _ = await self._submitter.submit(request, deadline=deadline)
@@ -589,8 +589,8 @@ class ViduClient:
         """Generate many videos: submit under the in-flight limit, yield results as tasks finish.
 
         Use it as ``async with client.generate_many(requests) as results: async for result in results:``.
-        Input is consumed lazily (a sync or async iterable of :class:`Reference2Video`, Vidu-shaped
-        mappings, or ``(key, request)`` pairs), so a million-line file streams in flat memory.
+        Input is consumed lazily (a sync or async iterable of requests of any kinds, mixed,
+        Vidu-shaped mappings (``"endpoint"`` names a mapping's kind), or ``(key, request)`` pairs), so a million-line file streams in flat memory.
         One item's failure is its own :class:`BatchResult` unless ``fail_fast``.
 
         Args:

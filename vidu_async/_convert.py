@@ -27,13 +27,13 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 from . import _validate
-from ._kinds import DEFAULT_ENDPOINT, kind_named
+from ._kinds import DEFAULT_ENDPOINT, KINDS, kind_named
 from ._models import (
     Creation,
     CreditPackage,
     CreditRemain,
     Credits,
-    Reference2Video,
+    Request,
     Subject,
     Task,
     TaskState,
@@ -509,12 +509,13 @@ def _unstructure_dropping_empty(
 
 _unstructure_subject: Final = _unstructure_dropping_empty(Subject, frozenset({"images", "videos"}))
 converter.register_unstructure_hook(Subject, _unstructure_subject)
-converter.register_unstructure_hook(
-    Reference2Video, _unstructure_dropping_empty(Reference2Video, frozenset({"images", "videos"}))
-)
+for _kind in KINDS.values():  # every request type: its media lists are images and videos, where it has them
+    converter.register_unstructure_hook(
+        _kind.request_type, _unstructure_dropping_empty(_kind.request_type, frozenset({"images", "videos"}))
+    )
 
 
-def request_to_json(request: Reference2Video) -> dict[str, Any]:
+def request_to_json(request: Request) -> dict[str, Any]:
     """The JSON body for ``request``: Vidu's field names, no ``None``, no empty lists.
 
     Every media item must be a string (a URL or a data URI): ``Path`` and ``bytes`` items are
@@ -524,13 +525,22 @@ def request_to_json(request: Reference2Video) -> dict[str, Any]:
     Raises:
         TypeError: a media item is a ``Path`` or ``bytes``.
     """
-    body: dict[str, Any] = converter.unstructure(request, Reference2Video)
+    body: dict[str, Any] = converter.unstructure(request, type(request))
     return body
 
 
 # --- requests in (strict, as the service reads them) ---------------------------------------------
 
-_REQUEST_FIELDS: Final = frozenset(a.name for a in attrs.fields(Reference2Video))
+#: Each endpoint's request fields (exactly the documented ones) and its required ones.
+_REQUEST_FIELDS: Final = {
+    name: frozenset(a.name for a in attrs.fields(kind.request_type)) for name, kind in KINDS.items()
+}
+_REQUIRED_FIELDS: Final = {
+    name: tuple(a.name for a in attrs.fields(kind.request_type) if a.default is attrs.NOTHING)
+    for name, kind in KINDS.items()
+}
+#: What a missing required field is constructed with, so that every other problem is found too.
+_PLACEHOLDERS: Final[Mapping[str, Any]] = {"model": "?", "prompt": "", "images": ()}
 _SUBJECT_FIELDS: Final = frozenset(a.name for a in attrs.fields(Subject))
 _LIST_FIELDS: Final = frozenset({"subjects", "images", "videos", "sounds"})
 
@@ -560,12 +570,13 @@ def _file_url_path(item: str) -> str:
 
 def request_from_json(
     body: object, *, endpoint: str = DEFAULT_ENDPOINT, what: str = "request", media_root: Path | None = None
-) -> Reference2Video:
+) -> Request:
     """Read a request written in Vidu's JSON shape, as strictly as the service does.
 
     Args:
         body: The decoded JSON.
-        endpoint: The endpoint the body is for (``reference2video``; the path under ``/ent/v2/``).
+        endpoint: The endpoint the body is for (``reference2video``, ``img2video``...; the path
+            under ``/ent/v2/``): the body is read as that endpoint's request type.
         what: How error messages name the request (``line 7 of jobs.jsonl``).
         media_root: When given, an image or video string that is not an ``http(s)`` URL or a data
             URI is a local file, relative to this folder (how JSONL job files name local media).
@@ -578,19 +589,18 @@ def request_from_json(
         kind = kind_named(endpoint)
     except ValueError as exc:
         raise RequestValidationError([Problem("endpoint", str(exc), "BadRequest")], subject=what) from None
-    if kind.request_type is not Reference2Video:  # pragma: no cover - one kind so far
-        raise RequestValidationError([Problem("endpoint", "not readable yet", "BadRequest")], subject=what)
     if not isinstance(body, Mapping):
         raise RequestValidationError(
             [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")],
             subject=what,
         )
+    known = _REQUEST_FIELDS[kind.endpoint]
     problems: list[Problem] = [
-        Problem(str(key), "unwanted field (not part of reference2video)", "FieldUnwanted")
+        Problem(str(key), f"unwanted field (not part of {kind.endpoint})", "FieldUnwanted")
         for key in body
-        if key not in _REQUEST_FIELDS
+        if key not in known
     ]
-    kwargs: dict[str, Any] = {k: v for k, v in body.items() if k in _REQUEST_FIELDS and v is not None}
+    kwargs: dict[str, Any] = {k: v for k, v in body.items() if k in known and v is not None}
     for name in _LIST_FIELDS & kwargs.keys():
         if not isinstance(kwargs[name], list):
             problems.append(Problem(name, f"expected a JSON array, got {_json_type(kwargs[name])}"))
@@ -612,17 +622,17 @@ def request_from_json(
             subjects.append(subject)
     if "subjects" in kwargs:
         kwargs["subjects"] = subjects
-    for name in ("model", "prompt"):
+    missing: set[str] = set()
+    for name in _REQUIRED_FIELDS[kind.endpoint]:
         if name not in kwargs:
-            problems.append(Problem(name, "is required", "FieldLacking"))
-            kwargs[name] = "" if name == "prompt" else "?"
+            if body.get(name) is None:  # else its wrong type is already a problem
+                problems.append(Problem(name, "is required", "FieldLacking"))
+            missing.add(name)
+            kwargs[name] = _PLACEHOLDERS[name]
     try:
-        request = Reference2Video(**kwargs)
+        request: Request = kind.request_type(**kwargs)
     except RequestValidationError as exc:
-        missing = {p.field for p in problems if p.reason == "FieldLacking"}
-        problems.extend(
-            p for p in exc.problems if not (p.field in missing and p.field in ("model", "prompt"))
-        )
+        problems.extend(p for p in exc.problems if p.field not in missing)
         raise RequestValidationError(problems, subject=what) from None
     if problems:
         raise RequestValidationError(problems, subject=what)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import attrs
 
 from . import _convert, _rules
-from ._models import Credits, Reference2Video, Task
+from ._models import Credits, Request, Task
 from .exceptions import (
     APIError,
     AuthenticationError,
@@ -108,7 +108,7 @@ def _task_path(task_id: str, suffix: str) -> str:
 
 
 def build_create(
-    request: Reference2Video, *, overrides: Mapping[str, str] | None = None, path: str = CREATE_PATH
+    request: Request, *, overrides: Mapping[str, str] | None = None, path: str = CREATE_PATH
 ) -> ApiRequest:
     """``POST path`` (the request's kind's: ``/ent/v2/reference2video``...) for ``request``, its
     body encoded (:func:`encode_create_body`).
@@ -121,7 +121,7 @@ def build_create(
     return ApiRequest(endpoint="create", method="POST", path=path, body=body, idempotent=False)
 
 
-def encode_create_body(request: Reference2Video, *, overrides: Mapping[str, str] | None = None) -> bytes:
+def encode_create_body(request: Request, *, overrides: Mapping[str, str] | None = None) -> bytes:
     """The compact UTF-8 JSON body of ``request``, measured against Vidu's 20 MB limit.
 
     Pure, but not free for a request carrying megabytes of data URIs: ``_media.prepare`` runs it in a
@@ -150,7 +150,7 @@ def encode_create_body(request: Reference2Video, *, overrides: Mapping[str, str]
                     f"the request is {size:.1f} MB; Vidu takes at most {limit:.0f} MB (use URLs for large media)",
                 )
             ],
-            subject=f"Reference2Video (model {request.model!r})",
+            subject=f"{type(request).__name__} (model {request.model!r})",
         )
     return body
 

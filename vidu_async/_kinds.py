@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._models import Reference2Video
+from ._models import Img2Video, Reference2Video, StartEnd2Video, Text2Video
 
 __all__ = ["DEFAULT_ENDPOINT", "KINDS", "Output", "TaskKind", "kind_named", "kind_of"]
 
@@ -54,6 +54,10 @@ KINDS: Final[Mapping[str, TaskKind]] = {
     kind.endpoint: kind
     for kind in (
         TaskKind(endpoint="reference2video", request_type=Reference2Video, payload=True, output="video"),
+        # payload is documented on all three (vidu-api-endpoints.md §1.4), their output is video (§1.11).
+        TaskKind(endpoint="text2video", request_type=Text2Video, payload=True, output="video"),
+        TaskKind(endpoint="img2video", request_type=Img2Video, payload=True, output="video"),
+        TaskKind(endpoint="start-end2video", request_type=StartEnd2Video, payload=True, output="video"),
     )
 }
 

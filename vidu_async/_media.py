@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 import anyio.to_thread
-import attrs
 
 from . import _rules, _sniff, _validate
-from ._models import Media, Reference2Video
+from ._models import Media, Request
 from .exceptions import Problem, RequestValidationError
 
 __all__ = ["media_to_data_uri", "prepare", "resolve_media"]
@@ -54,7 +53,7 @@ _FILE_KINDS: Final = (
 )
 
 
-async def prepare(request: Reference2Video, build: Callable[[Reference2Video], T]) -> T:
+async def prepare(request: Request, build: Callable[[Request], T]) -> T:
     """``build`` of ``request`` with its local media resolved (:func:`resolve_media`), off the
     event loop when there is a file to read, bytes to encode or a large body to build.
 
@@ -82,7 +81,7 @@ def media_to_data_uri(data: bytes, fallback_mime: str = "application/octet-strea
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def resolve_media(request: Reference2Video) -> Reference2Video:
+def resolve_media(request: Request) -> Request:
     """Blocking: ``request`` with every ``Path`` and ``bytes`` item replaced by a checked data URI
     (``request`` itself when it has none).
 
@@ -100,28 +99,12 @@ def resolve_media(request: Reference2Video) -> Reference2Video:
         if uri is not None:
             encoded[where] = uri
     if problems:
-        raise RequestValidationError(problems, subject=f"Reference2Video (model {request.model!r})")
-    subjects = tuple(
-        attrs.evolve(
-            subject,
-            images=_swap(subject.images, f"subjects[{s}].images", encoded),
-            videos=_swap(subject.videos, f"subjects[{s}].videos", encoded),
-        )
-        for s, subject in enumerate(request.subjects)
-    )
-    return attrs.evolve(
-        request,
-        subjects=subjects,
-        images=_swap(request.images, "images", encoded),
-        videos=_swap(request.videos, "videos", encoded),
-    )
+        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
+    resolved: Request = request.with_media(encoded)
+    return resolved
 
 
-def _swap(items: tuple[Media, ...], field: str, encoded: dict[str, str]) -> tuple[Media, ...]:
-    return tuple(encoded.get(f"{field}[{i}]", item) for i, item in enumerate(items))
-
-
-def _encode_one(request: Reference2Video, where: str, item: Media, problems: list[Problem]) -> str | None:
+def _encode_one(request: Request, where: str, item: Media, problems: list[Problem]) -> str | None:
     kind = "video" if "videos[" in where else "image"
     label = _label(request, where, item)
     if isinstance(item, Path):
@@ -141,7 +124,7 @@ def _encode_one(request: Reference2Video, where: str, item: Media, problems: lis
     return media_to_data_uri(data)
 
 
-def _label(request: Reference2Video, where: str, item: Media) -> str:
+def _label(request: Request, where: str, item: Media) -> str:
     label = _validate.where_label(request, where)
     if not isinstance(item, Path):
         return label

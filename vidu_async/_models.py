@@ -12,22 +12,27 @@ import functools
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
 from . import _rules, _validate
 
 __all__ = [
+    "REQUEST_TYPES",
     "Creation",
     "CreditPackage",
     "CreditRemain",
     "Credits",
+    "Img2Video",
     "Media",
     "Reference2Video",
+    "Request",
+    "StartEnd2Video",
     "Subject",
     "Task",
     "TaskState",
+    "Text2Video",
     "VideoInfo",
     "media_repr",
 ]
@@ -164,6 +169,23 @@ class Reference2Video:
             (f"{field}[{i}]", item) for field, values in self._media_fields() for i, item in enumerate(values)
         ]
 
+    def with_media(self, encoded: Mapping[str, str]) -> Reference2Video:
+        """This request with the media items at the field paths of ``encoded`` replaced by its values."""
+        subjects = tuple(
+            attrs.evolve(
+                subject,
+                images=_swap(subject.images, f"subjects[{s}].images", encoded),
+                videos=_swap(subject.videos, f"subjects[{s}].videos", encoded),
+            )
+            for s, subject in enumerate(self.subjects)
+        )
+        return attrs.evolve(
+            self,
+            subjects=subjects,
+            images=_swap(self.images, "images", encoded),
+            videos=_swap(self.videos, "videos", encoded),
+        )
+
     def _media_fields(self) -> Iterator[tuple[str, tuple[Media, ...]]]:
         """Each media list with its JSON field name (``subjects[0].images``, ``images``...)."""
         # Not a tuple means validation is about to name the type error; never crash on it here.
@@ -179,6 +201,159 @@ class Reference2Video:
             values = getattr(self, field)
             if isinstance(values, tuple):
                 yield field, values
+
+
+def _swap(items: tuple[Media, ...], field: str, encoded: Mapping[str, str]) -> tuple[Media, ...]:
+    return tuple(encoded.get(f"{field}[{i}]", item) for i, item in enumerate(items))
+
+
+@attrs.frozen(kw_only=True)
+class _KindRequest:
+    """What the requests of the kinds without subjects share: their media are ``images`` only,
+    and they validate against their endpoint's rules (``_rules.ENDPOINT_RULES``) when constructed."""
+
+    #: The endpoint under ``/ent/v2/``: the row of ``_rules.ENDPOINT_RULES`` the request is checked by.
+    ENDPOINT: ClassVar[str] = ""
+
+    def __attrs_post_init__(self) -> None:
+        me: Any = self  # the subclass has the fields validation reads
+        _validate.check_kind_request(me, _rules.ENDPOINT_RULES[self.ENDPOINT])
+
+    def local_media(self) -> list[tuple[str, Media]]:
+        """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
+        return [(where, item) for where, item in self.media() if not isinstance(item, str)]
+
+    @functools.cached_property
+    def has_local_media(self) -> bool:
+        """Whether any media item is a path or bytes (read and encoded when submitted)."""
+        return any(not isinstance(item, str) for item in self.media_values())
+
+    @functools.cached_property
+    def _body_estimate(self) -> int:
+        me: Any = self
+        return _validate.estimated_body_size(me)
+
+    def media_values(self) -> Iterator[Media]:
+        """Every media item, without its field path."""
+        images: object = getattr(self, "images", ())
+        if isinstance(images, tuple):
+            yield from images
+
+    def media(self) -> list[tuple[str, Media]]:
+        """Every media item with its JSON field path (``images[0]``...)."""
+        return [(f"images[{i}]", item) for i, item in enumerate(self.media_values())]
+
+    def with_media(self, encoded: Mapping[str, str]) -> Any:
+        """This request with the media items at the field paths of ``encoded`` replaced by its values."""
+        images: object = getattr(self, "images", None)
+        if not isinstance(images, tuple):
+            return self
+        me: Any = self
+        return attrs.evolve(me, images=_swap(images, "images", encoded))
+
+
+@attrs.frozen(kw_only=True)
+class Text2Video(_KindRequest):
+    """A ``POST /ent/v2/text2video`` request (text → video), validated when constructed.
+
+    Exactly the fields vidu-api-endpoints.md §2.1 documents. Leave a field ``None`` to let Vidu
+    apply its default; ``None`` fields are never sent.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "text2video"
+
+    model: str
+    style: str | None = None
+    prompt: str
+    duration: int | None = None
+    seed: int | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    movement_amplitude: str | None = None
+    bgm: bool | None = None
+    audio: bool | None = None
+    payload: str | None = None
+    off_peak: bool | None = None
+    watermark: bool | None = None
+    wm_position: int | None = None
+    wm_url: str | None = None
+    meta_data: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Img2Video(_KindRequest):
+    """A ``POST /ent/v2/img2video`` request (one start-frame image → video), validated when constructed.
+
+    Exactly the fields vidu-api-endpoints.md §3.1 documents (no ``aspect_ratio``: the video
+    follows the image). ``images`` holds one image: a URL, a data URI, a ``Path`` or ``bytes``.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "img2video"
+
+    model: str
+    images: tuple[Media, ...] = attrs.field(converter=_as_tuple, repr=_media_tuple_repr)
+    prompt: str | None = None
+    audio: bool | None = None
+    audio_type: str | None = attrs.field(default=None, converter=_audio_type)
+    voice_id: str | None = None
+    is_rec: bool | None = None
+    bgm: bool | None = None
+    duration: int | None = None
+    seed: int | None = None
+    resolution: str | None = None
+    movement_amplitude: str | None = None
+    payload: str | None = None
+    off_peak: bool | None = None
+    watermark: bool | None = None
+    wm_position: int | None = None
+    wm_url: str | None = None
+    meta_data: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StartEnd2Video(_KindRequest):
+    """A ``POST /ent/v2/start-end2video`` request (first and last frame → video), validated when constructed.
+
+    Exactly the fields vidu-api-endpoints.md §4.1 documents. ``images`` holds two images, the
+    start frame then the end frame.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "start-end2video"
+
+    model: str
+    images: tuple[Media, ...] = attrs.field(converter=_as_tuple, repr=_media_tuple_repr)
+    prompt: str | None = None
+    is_rec: bool | None = None
+    duration: int | None = None
+    seed: int | None = None
+    resolution: str | None = None
+    movement_amplitude: str | None = None
+    audio: bool | None = None
+    bgm: bool | None = None
+    payload: str | None = None
+    off_peak: bool | None = None
+    watermark: bool | None = None
+    wm_position: int | None = None
+    wm_url: str | None = None
+    meta_data: str | None = None
+    callback_url: str | None = None
+
+
+#: A request of any task kind.
+Request: TypeAlias = Reference2Video | Text2Video | Img2Video | StartEnd2Video
+#: The request types, for ``isinstance``.
+REQUEST_TYPES: tuple[type[Request], ...] = (Reference2Video, Text2Video, Img2Video, StartEnd2Video)
 
 
 class TaskState(enum.StrEnum):

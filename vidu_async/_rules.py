@@ -1,10 +1,12 @@
-"""The documented limits of ``reference2video``: the per-model table and the generic limits.
+"""The documented limits of every task kind: the per-endpoint model tables and the generic limits.
 
 Pure data, no imports from the rest of the package. The SDK's request validation and the
 emulator's strict checks both read this table, so the two cannot drift apart.
 
 Where sources contradict each other (vidu-api.md §11) the table takes the permissive side:
-a request the service may accept is never refused here.
+a request the service may accept is never refused here. The tables of ``text2video``,
+``img2video`` and ``start-end2video`` follow vidu-api-endpoints.md §2-§4 on the same principle
+(its §22 lists the contradictions).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ __all__ = [
     "ASPECT_RATIO_WORDS",
     "AUDIO_TYPES",
     "AUDIO_TYPE_ALIASES",
+    "ENDPOINT_MODELS",
+    "ENDPOINT_RULES",
     "MAX_BODY_BYTES",
     "MAX_IMAGES_PER_SUBJECT",
     "MAX_MEDIA_BYTES",
@@ -29,7 +33,10 @@ __all__ = [
     "MODEL_RULES",
     "MOVEMENT_AMPLITUDES",
     "RESOLUTIONS",
+    "STYLES",
+    "T2V_ASPECT_RATIOS",
     "WM_POSITIONS",
+    "EndpointRule",
     "ModelRule",
 ]
 
@@ -62,6 +69,10 @@ AUDIO_TYPES: Final = ("all", "speech_only", "sound_effect_only")
 AUDIO_TYPE_ALIASES: Final = {"sound-effect_only": "sound_effect_only"}
 MOVEMENT_AMPLITUDES: Final = ("auto", "small", "medium", "large")
 WM_POSITIONS: Final = (1, 2, 3, 4)
+#: ``style`` of ``text2video`` (vidu-api-endpoints.md §2.1).
+STYLES: Final = ("general", "anime")
+#: ``aspect_ratio`` of ``text2video``: a closed list there (§2.1), unlike reference2video's.
+T2V_ASPECT_RATIOS: Final = ("16:9", "9:16", "3:4", "4:3", "1:1")
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +97,8 @@ class ModelRule:
         max_images_with_videos: Most images in a non-subject call that also sends videos.
         max_image_subjects: Most image/text subjects in a subject call.
         max_video_subjects: Most video subjects in a subject call.
+        aspect_ratios: The aspect ratios the model takes, where narrower than the endpoint's
+            (``text2video``: the old models lack ``3:4`` and ``4:3``).
     """
 
     name: str
@@ -105,6 +118,7 @@ class ModelRule:
     max_images_with_videos: int = 7
     max_image_subjects: int = MAX_SUBJECTS
     max_video_subjects: int = 0
+    aspect_ratios: tuple[str, ...] | None = None
 
     def allowed_durations(self) -> tuple[int, ...]:
         """Every duration the model accepts."""
@@ -183,4 +197,127 @@ MODEL_RULES: Final[dict[str, ModelRule]] = {
             max_images=3,
         ),
     )
+}
+
+
+_OLD_ASPECTS: Final = ("16:9", "9:16", "1:1")
+_VIDU2_RESOLUTIONS: Final = ("360p", "720p", "1080p")
+
+#: ``text2video`` (vidu-api-endpoints.md §2.2). q3 durations from 1 (pages) not 3 (one note): §22.2.
+T2V_MODEL_RULES: Final[dict[str, ModelRule]] = {
+    rule.name: rule
+    for rule in (
+        ModelRule(name="viduq3-pro", max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
+        ModelRule(name="viduq3-turbo", max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
+        ModelRule(name="viduq2", max_duration=10, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(
+            name="viduq1",
+            durations=(5,),
+            resolutions=("1080p",),
+            default_resolution="1080p",
+            aspect_ratios=_OLD_ASPECTS,
+        ),
+        ModelRule(
+            name="vidu1.5",
+            durations=(4, 8),
+            default_duration=4,
+            resolutions=_VIDU2_RESOLUTIONS,
+            default_resolution="360p",
+            resolutions_by_duration=((8, ("720p",)),),
+            aspect_ratios=_OLD_ASPECTS,
+        ),
+    )
+}
+
+
+def _vidu2(name: str) -> ModelRule:
+    """``vidu2.0`` and ``vidu1.5`` on the image endpoints: 4 or 8 s, 8 s at 720p only."""
+    return ModelRule(
+        name=name,
+        durations=(4, 8),
+        default_duration=4,
+        resolutions=_VIDU2_RESOLUTIONS,
+        default_resolution="360p",
+        resolutions_by_duration=((8, ("720p",)),),
+    )
+
+
+#: ``img2video`` (vidu-api-endpoints.md §3.2). Permissive where sources differ (§22.3-§22.5):
+#: q2-pro/q2-turbo take 540p too, ``viduq3-pro-fast`` and ``viduq2`` are listed, q3-pro takes ``2K``.
+I2V_MODEL_RULES: Final[dict[str, ModelRule]] = {
+    rule.name: rule
+    for rule in (
+        ModelRule(
+            name="viduq3-pro",
+            max_duration=16,
+            resolutions=(*_Q3_RESOLUTIONS, "2K"),
+            audio_default=True,
+        ),
+        ModelRule(name="viduq3-turbo", max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
+        ModelRule(name="viduq3-pro-fast", max_duration=16, resolutions=("720p", "1080p"), audio_default=True),
+        ModelRule(name="viduq2-pro-fast", max_duration=10, resolutions=("720p", "1080p")),
+        ModelRule(name="viduq2-pro", max_duration=10, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq2-turbo", max_duration=10, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq2", max_duration=10, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq1", durations=(5,), resolutions=("1080p",), default_resolution="1080p"),
+        ModelRule(name="viduq1-classic", durations=(5,), resolutions=("1080p",), default_resolution="1080p"),
+        _vidu2("vidu2.0"),
+        _vidu2("vidu1.5"),
+    )
+}
+
+#: ``start-end2video`` (vidu-api-endpoints.md §4.2); ``viduq2`` (one source, §22.4) as the q2 family.
+SE2V_MODEL_RULES: Final[dict[str, ModelRule]] = {
+    rule.name: rule
+    for rule in (
+        ModelRule(name="viduq3-pro", max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
+        ModelRule(name="viduq3-turbo", max_duration=16, resolutions=_Q3_RESOLUTIONS, audio_default=True),
+        ModelRule(name="viduq2-pro-fast", max_duration=8, resolutions=("720p", "1080p")),
+        ModelRule(name="viduq2-pro", max_duration=8, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq2-turbo", max_duration=8, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq2", max_duration=10, resolutions=_Q3_RESOLUTIONS),
+        ModelRule(name="viduq1", durations=(5,), resolutions=("1080p",), default_resolution="1080p"),
+        ModelRule(name="viduq1-classic", durations=(5,), resolutions=("1080p",), default_resolution="1080p"),
+        _vidu2("vidu2.0"),
+        _vidu2("vidu1.5"),
+    )
+}
+
+
+@attrs.frozen(kw_only=True)
+class EndpointRule:
+    """The endpoint-wide rules of a kind without subjects (vidu-api-endpoints.md §2-§4).
+
+    Attributes:
+        endpoint: The path under ``/ent/v2/``.
+        models: The model table.
+        images: How many images ``images`` holds, exactly (0: the endpoint has no ``images``).
+        prompt_required: Whether ``prompt`` must be given.
+        q3_only_off_peak_with_audio: Whether ``off_peak`` with ``audio`` true is for q3 models only
+            (img2video, §3.1).
+    """
+
+    endpoint: str
+    models: dict[str, ModelRule]
+    images: int = 0
+    prompt_required: bool = False
+    q3_only_off_peak_with_audio: bool = False
+
+
+#: The endpoint-wide rules of each kind without subjects, by endpoint.
+ENDPOINT_RULES: Final[dict[str, EndpointRule]] = {
+    rule.endpoint: rule
+    for rule in (
+        EndpointRule(endpoint="text2video", models=T2V_MODEL_RULES, prompt_required=True),
+        EndpointRule(
+            endpoint="img2video", models=I2V_MODEL_RULES, images=1, q3_only_off_peak_with_audio=True
+        ),
+        EndpointRule(endpoint="start-end2video", models=SE2V_MODEL_RULES, images=2),
+    )
+}
+
+#: Every endpoint's model table (the emulator answers ``ModelUnavailable`` outside it).
+ENDPOINT_MODELS: Final[dict[str, dict[str, ModelRule]]] = {
+    "reference2video": MODEL_RULES,
+    **{name: rule.models for name, rule in ENDPOINT_RULES.items()},
 }

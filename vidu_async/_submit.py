@@ -29,7 +29,7 @@ import anyio
 from . import _convert, _http, _media, _retry
 from ._caller import Absent, Caller
 from ._kinds import kind_of
-from ._models import Reference2Video, Task
+from ._models import REQUEST_TYPES, Request, Task
 from .exceptions import APIError, SubmitOutcomeUnknownError, TransportError, ViduError
 
 __all__ = ["Submitter"]
@@ -39,7 +39,7 @@ logger: Final = logging.getLogger("vidu_async")
 _MENTION: Final = re.compile(r"\[?@[^\s\]]+\]?")
 
 
-def _echoes(row: Mapping[str, Any], request: Reference2Video) -> bool:
+def _echoes(row: Mapping[str, Any], request: Request) -> bool:
     """Whether a task-list row could be ``request``: the fields it echoes agree with it.
 
     A fingerprint is unique, but a caller's own ``payload`` need not be (a job type, a user id), so
@@ -71,7 +71,7 @@ class Submitter:
 
     async def submit(
         self,
-        request: Reference2Video | Mapping[str, Any],
+        request: Request | Mapping[str, Any],
         *,
         deadline: float = math.inf,
         fingerprint: str | None = None,
@@ -92,7 +92,7 @@ class Submitter:
             SubmitOutcomeUnknownError: the create may or may not have made a task.
             TransportError: the service could not be reached, and nothing was sent.
         """
-        if not isinstance(request, Reference2Video):
+        if not isinstance(request, REQUEST_TYPES):
             request = _convert.request_from_json(request)
         kind = kind_of(request)
         overrides: dict[str, str] = {}
@@ -137,7 +137,7 @@ class Submitter:
         return task, max(attempts, 1)
 
     async def reconcile(
-        self, payload: str, request: Reference2Video, *, sent_at: float, deadline: float = math.inf
+        self, payload: str, request: Request, *, sent_at: float, deadline: float = math.inf
     ) -> Task | Absent:
         """Settle a create that may have made a task: the task it made, or :class:`Absent`.
 
@@ -176,7 +176,7 @@ class Submitter:
         return Absent()
 
     async def _find(
-        self, payload: str, request: Reference2Video, since: datetime, deadline: float
+        self, payload: str, request: Request, since: datetime, deadline: float
     ) -> Task | Absent | None:
         """One look: the task whose ``payload`` is ``payload``; :class:`Absent` when the list
         shows none; ``None`` when it cannot tell (rows without payload, too many pages)."""

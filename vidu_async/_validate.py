@@ -1,4 +1,4 @@
-"""Request validation: every documented rule of ``reference2video``, every problem reported at once.
+"""Request validation: every documented rule of each task kind, every problem reported at once.
 
 Pure: reads the request and the rules table, never a file or the network. Local files are
 checked by ``_media`` at submit time with :func:`media_bytes_problems`, the same checks as
@@ -22,10 +22,12 @@ from .exceptions import Problem, RequestValidationError
 
 __all__ = [
     "Request",
+    "check_kind_request",
     "check_request",
     "estimated_body_size",
     "is_http_url",
     "json_text_size",
+    "kind_request_problems",
     "media_bytes_problems",
     "megabytes",
     "request_problems",
@@ -377,11 +379,27 @@ def _check_flat_media(request: Any, rule: _rules.ModelRule | None, out: list[Pro
 
 
 def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
-    duration = (
-        request.duration
-        if isinstance(request.duration, int) and not isinstance(request.duration, bool)
-        else None
-    )
+    _check_duration_resolution(request, rule, out)
+    if isinstance(request.aspect_ratio, str) and not (
+        request.aspect_ratio in _rules.ASPECT_RATIO_WORDS or _ASPECT.match(request.aspect_ratio)
+    ):
+        out.append(
+            Problem(
+                "aspect_ratio", f"expected 'auto' or a ratio such as '16:9', got {request.aspect_ratio!r}"
+            )
+        )
+    _check_enum(out, "audio_type", request.audio_type, _rules.AUDIO_TYPES)
+    _check_common_scalars(request, out)
+
+
+def _int_value(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_duration_resolution(request: Any, rule: _rules.ModelRule | None, out: list[Problem]) -> None:
+    """``duration`` and ``resolution`` against the model's row (only ``duration >= 0`` for a model
+    the table does not know: a model added to the service works on day one)."""
+    duration = _int_value(request.duration)
     if duration is not None:
         if rule is not None:
             allowed = rule.allowed_durations()
@@ -401,21 +419,16 @@ def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Proble
                     f"{rule.name} takes {', '.join(allowed_res)}{at}, got {request.resolution!r}",
                 )
             )
-    if isinstance(request.aspect_ratio, str) and not (
-        request.aspect_ratio in _rules.ASPECT_RATIO_WORDS or _ASPECT.match(request.aspect_ratio)
-    ):
-        out.append(
-            Problem(
-                "aspect_ratio", f"expected 'auto' or a ratio such as '16:9', got {request.aspect_ratio!r}"
-            )
-        )
-    _check_enum(out, "audio_type", request.audio_type, _rules.AUDIO_TYPES)
+
+
+def _check_common_scalars(request: Any, out: list[Problem]) -> None:
+    """The rules every video endpoint shares: movement, watermark, seed, meta_data, payload, URLs."""
     _check_enum(out, "movement_amplitude", request.movement_amplitude, _rules.MOVEMENT_AMPLITUDES)
-    wm = request.wm_position
-    if isinstance(wm, int) and not isinstance(wm, bool) and wm not in _rules.WM_POSITIONS:
+    wm = _int_value(request.wm_position)
+    if wm is not None and wm not in _rules.WM_POSITIONS:
         out.append(Problem("wm_position", f"expected 1 (top left), 2, 3 or 4, got {wm}"))
-    seed = request.seed
-    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= _rules.MAX_SEED:
+    seed = _int_value(request.seed)
+    if seed is not None and not 0 <= seed <= _rules.MAX_SEED:
         out.append(Problem("seed", f"must be between 0 and {_rules.MAX_SEED}, got {seed}"))
     # The docs give meta_data no limit of its own (vidu-api.md §2.2): only one that cannot fit in
     # a body at all is refused here; the service judges the rest.
@@ -439,6 +452,100 @@ def _check_scalars(request: Any, rule: _rules.ModelRule | None, out: list[Proble
         value = getattr(request, name)
         if isinstance(value, str) and not is_http_url(value):
             out.append(Problem(name, f"expected an http(s) URL, got {value!r}"))
+
+
+# --- the kinds without subjects (text2video, img2video, start-end2video) -------------------------
+
+_KIND_STR_FIELDS: Final = ("style", *_STR_FIELDS)
+_KIND_BOOL_FIELDS: Final = ("audio", "bgm", "is_rec", "off_peak", "watermark")
+_ABSENT: Final = object()
+
+
+def check_kind_request(request: Request, rule: _rules.EndpointRule) -> None:
+    """Raise :class:`RequestValidationError` listing every problem with ``request``, a request of
+    an endpoint without subjects (``rule`` says which: ``_rules.ENDPOINT_RULES``)."""
+    problems = kind_request_problems(request, rule)
+    if problems:
+        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
+
+
+def kind_request_problems(request: Request, rule: _rules.EndpointRule) -> list[Problem]:
+    """Every problem with a request of an endpoint without subjects, in field order.
+
+    The request's fields are read by name; a field its endpoint does not have is simply absent
+    from the request (``aspect_ratio`` on img2video), so only the fields it has are checked.
+    """
+    out: list[Problem] = []
+    r: Any = request
+    fields = {name: value for name in _KIND_FIELDS if (value := getattr(r, name, _ABSENT)) is not _ABSENT}
+    if not isinstance(r.model, str) or not r.model.strip():
+        out.append(Problem("model", f"expected a model name, got {r.model!r}", _LACKING))
+    for name in _KIND_STR_FIELDS:
+        value = fields.get(name)
+        if value is not None and not isinstance(value, str):
+            out.append(Problem(name, f"expected a string, got {_type_name(value)}"))
+    for name in _KIND_BOOL_FIELDS:
+        value = fields.get(name)
+        if value is not None and not isinstance(value, bool):
+            out.append(Problem(name, f"expected true or false, got {_type_name(value)}"))
+    for name in _INT_FIELDS:
+        value = fields.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            out.append(Problem(name, f"expected an integer, got {_type_name(value)}"))
+    for name in ("model", "prompt", *_KIND_STR_FIELDS):
+        value = fields.get(name) if name != "model" else r.model
+        if isinstance(value, str) and (why := _unicode_problem(value)) is not None:
+            out.append(Problem(name, why))
+    if rule.prompt_required:
+        _check_prompt(r, out)
+    elif fields.get("prompt") is not None:
+        prompt = fields["prompt"]
+        if not isinstance(prompt, str):
+            out.append(Problem("prompt", f"expected a string, got {_type_name(prompt)}"))
+        elif len(prompt) > _rules.MAX_PROMPT_CHARS:
+            out.append(
+                Problem("prompt", f"is {len(prompt)} characters; at most {_rules.MAX_PROMPT_CHARS} allowed")
+            )
+    if rule.images:
+        images = fields.get("images")
+        if not isinstance(images, tuple):
+            out.append(Problem("images", f"expected a list, got {_type_name(images)}"))
+        elif not images:
+            out.append(Problem("images", f"{rule.endpoint} needs {_images(rule.images)}", _LACKING))
+        elif len(images) != rule.images:
+            out.append(
+                Problem(
+                    "images",
+                    f"has {_images(len(images))}; {rule.endpoint} takes exactly {_images(rule.images)}",
+                    _COUNT,
+                )
+            )
+    model = rule.models.get(r.model) if isinstance(r.model, str) else None
+    _check_duration_resolution(r, model, out)
+    aspect = fields.get("aspect_ratio")
+    if isinstance(aspect, str):
+        allowed = (model.aspect_ratios if model is not None else None) or _rules.T2V_ASPECT_RATIOS
+        if aspect not in allowed:
+            whose = f"{model.name} takes" if model is not None and model.aspect_ratios else "expected one of"
+            out.append(Problem("aspect_ratio", f"{whose} {', '.join(allowed)}, got {aspect!r}"))
+    _check_enum(out, "style", fields.get("style"), _rules.STYLES)
+    _check_enum(out, "audio_type", fields.get("audio_type"), _rules.AUDIO_TYPES)
+    _check_common_scalars(r, out)
+    if (
+        rule.q3_only_off_peak_with_audio
+        and model is not None
+        and fields.get("off_peak") is True
+        and fields.get("audio") is True
+        and not model.name.startswith("viduq3")
+    ):
+        out.append(Problem("off_peak", f"with audio on, only q3 models run off-peak; {model.name} does not"))
+    _check_all_media(r, out)
+    _check_body_size(r, out)
+    return out
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
 
 
 def _describe_durations(rule: _rules.ModelRule) -> str:
@@ -632,6 +739,10 @@ _ESCAPED: Final = ('"', "\\", "\n", "\r", "\t")
 #: The request's plain text fields, counted in the body estimate.
 _TEXT_FIELDS: Final = ("model", "prompt", *_STR_FIELDS)
 _SUBJECT_TEXT_FIELDS: Final = ("name", "id", "voice_id", "server_id")
+#: Every plain text field of any request type, for the body estimate.
+_ALL_TEXT_FIELDS: Final = (*_TEXT_FIELDS, "style")
+#: Every field of the kinds without subjects that validation reads by name.
+_KIND_FIELDS: Final = ("prompt", "images", *_KIND_STR_FIELDS, *_KIND_BOOL_FIELDS, *_INT_FIELDS)
 
 
 def estimated_body_size(request: Request) -> int:
@@ -642,17 +753,19 @@ def estimated_body_size(request: Request) -> int:
     """
     r: Any = request
     total = 512
-    for name in _TEXT_FIELDS:
-        value = getattr(r, name)
+    for name in _ALL_TEXT_FIELDS:
+        value = getattr(r, name, None)
         if isinstance(value, str):
             total += json_text_size(value) + 16
-    subjects = r.subjects if isinstance(r.subjects, tuple) else ()
+    given: object = getattr(r, "subjects", ())
+    subjects = given if isinstance(given, tuple) else ()
     for subject in subjects:
         for name in _SUBJECT_TEXT_FIELDS:
             value = getattr(subject, name, None)
             if isinstance(value, str):
                 total += json_text_size(value) + 16
-    sounds = r.sounds if isinstance(r.sounds, tuple) else ()
+    given = getattr(r, "sounds", ())
+    sounds = given if isinstance(given, tuple) else ()
     for item in (*request.media_values(), *sounds):
         if isinstance(item, str):
             total += len(item) + 4

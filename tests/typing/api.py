@@ -101,3 +101,24 @@ def errors(exc: Exception) -> str:
     if isinstance(exc, exceptions.SubmitOutcomeUnknownError):
         return exc.fingerprint
     return str(exc)
+
+
+async def every_kind(image: Path) -> list[vidu.BatchResult]:
+    """The kinds beside reference2video: each type, the JSON reader by endpoint, a mixed batch."""
+    t2v = vidu.Text2Video(model="viduq3-turbo", prompt="A paper boat.", style="general", aspect_ratio="16:9")
+    i2v = vidu.Img2Video(model="viduq3-pro", images=[image], audio=True, audio_type="all", is_rec=False)
+    se2v = vidu.StartEnd2Video(model="viduq2-turbo", images=["https://example.com/a.png", b"\x89PNG..."])
+    parsed = vidu.request_from_json(
+        {"model": "viduq1", "images": ["https://e.com/a.png"]}, endpoint="img2video"
+    )
+    images: tuple[vidu.Media, ...] = i2v.images
+    del images, parsed
+    results: list[vidu.BatchResult] = []
+    async with vidu.ViduClient("key") as client:
+        task: vidu.Task = await client.generate(t2v)
+        task = await client.submit(se2v)
+        del task
+        async with client.generate_many([t2v, ("i2v", i2v), se2v], journal="journal.sqlite") as batch:
+            async for result in batch:
+                results.append(result)
+    return results

@@ -32,7 +32,7 @@ from aiohttp import web
 from .. import _rules, _signing
 from .._convert import parse_timestamp, request_from_json
 from .._kinds import KINDS, TaskKind
-from .._models import Reference2Video, TaskState
+from .._models import Request, TaskState
 from ..exceptions import Problem, RequestValidationError
 from ._config import ENDPOINTS, FAULT_NAMES, EmulatorConfig
 from ._state import (
@@ -269,17 +269,17 @@ class Runtime:
         """The ``creations`` of a task: one signed, expiring set of links once it succeeded."""
         if task.state is not TaskState.SUCCESS:
             return []
-        width, height = _video_size(task.echo["resolution"], task.echo["aspect_ratio"])
+        width, height = _video_size(task.settings["resolution"], task.settings["aspect_ratio"])
         stem = f"{task.id}/{task.creation_id}"
         creation: dict[str, Any] = {
             "id": task.creation_id,
             "url": self.signed_url(base, f"{stem}.mp4"),
             "cover_url": self.signed_url(base, f"{stem}.jpg"),
         }
-        if task.echo["watermark"]:
+        if task.settings["watermark"]:
             creation["watermarked_url"] = self.signed_url(base, f"{stem}_wm.mp4")
         creation["video"] = {
-            "duration": float(task.echo["duration"]),
+            "duration": float(task.settings["duration"]),
             "fps": _FPS,
             "resolution": {"width": width, "height": height},
         }
@@ -297,10 +297,10 @@ class Runtime:
         body.update(
             state=reported if reported is not None else state.value,
             err_code=task.err_code if failed else "",
-            credits=0 if failed else task.echo["credits"],
+            credits=0 if failed else task.settings["credits"],
             payload=task.payload,
-            bgm=task.echo["bgm"],
-            off_peak=task.echo["off_peak"],
+            bgm=task.settings["bgm"],
+            off_peak=task.settings["off_peak"],
             creations=self.creations(task, base) if state is TaskState.SUCCESS else [],
             created_at=task.created_at_text,
         )
@@ -311,12 +311,12 @@ class Runtime:
         row: dict[str, Any] = {
             "id": task.id,
             "key_id": task.key_id,
-            "model": task.echo["model"],
-            "prompt": task.echo["prompt"],
-            "images": task.echo["images"],
-            "duration": task.echo["duration"],
-            "resolution": task.echo["resolution"],
-            "aspect_ratio": task.echo["aspect_ratio"],
+            "model": task.settings["model"],
+            "prompt": task.settings["prompt"],
+            "images": task.settings["images"],
+            "duration": task.settings["duration"],
+            "resolution": task.settings["resolution"],
+            "aspect_ratio": task.settings["aspect_ratio"],
             "creations": self.creations(task, base),
         }
         if not self.config.faults.list_omits_state:
@@ -324,7 +324,7 @@ class Runtime:
             row.update(
                 state=self.reported_state(task, forced=unknown_state),
                 err_code=task.err_code,
-                credits=0 if failed else task.echo["credits"],
+                credits=0 if failed else task.settings["credits"],
                 payload=task.payload,
                 created_at=task.created_at_text,
             )
@@ -524,7 +524,7 @@ def _base(request: web.Request, runtime: Runtime) -> str:
     return base
 
 
-def _unreachable_image(request: Reference2Video) -> str | None:
+def _unreachable_image(request: Request) -> str | None:
     """The first image URL whose host ends in ``.invalid``: it can never be fetched (RFC 2606)."""
     for where, item in request.media():
         if isinstance(item, str) and item[:4].lower() == "http":
@@ -662,7 +662,8 @@ async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
     except RequestValidationError as exc:
         return validation_error(list(exc.problems))
     # After the body's own checks: an unknown name gets the SDK's generic ones first, like a known one.
-    if parsed.model not in _rules.MODEL_RULES and parsed.model not in runtime.config.extra_models:
+    models = _rules.ENDPOINT_MODELS[kind.endpoint]
+    if parsed.model not in models and parsed.model not in runtime.config.extra_models:
         return _error(400, "ModelUnavailable", "model unavailable")
     if _unreachable_image(parsed) is not None:
         return _error(400, "ImageDownloadFailure", "image download failure")
@@ -816,7 +817,7 @@ async def _download(request: web.Request) -> web.StreamResponse:
         or not dot
         or creation_id != task.creation_id
         or (extension, watermarked) not in (("mp4", False), ("mp4", True), ("jpg", False))
-        or (watermarked and not task.echo["watermark"])
+        or (watermarked and not task.settings["watermark"])
     ):
         return _error(404, "CreationNotFound", "creation not found")
     refused = runtime.check_link(

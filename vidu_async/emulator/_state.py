@@ -21,7 +21,8 @@ from typing import Any, Final
 import attrs
 
 from .. import _rules
-from .._models import Reference2Video, TaskState
+from .._kinds import kind_of
+from .._models import Request, TaskState
 from ._config import EmulatorConfig
 
 __all__ = [
@@ -57,6 +58,28 @@ LIST_WINDOW: Final = timedelta(days=7)
 DEFAULT_PAGE_SIZE: Final = 10
 MAX_PAGE_SIZE: Final = 100
 
+#: What each kind's create response echoes (vidu-api-endpoints.md §2.3, §3.3, §4.3; start-end2video
+#: adds ``audio`` for q3 models, as its q3 example does). reference2video echoes every setting.
+ECHO_FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "text2video": (
+            "task_id", "state", "model", "style", "prompt", "duration", "seed", "aspect_ratio",
+            "resolution", "bgm", "movement_amplitude", "payload", "off_peak", "credits", "watermark",
+            "created_at",
+        ),
+        "img2video": (
+            "task_id", "state", "model", "prompt", "images", "duration", "audio", "audio_type", "seed",
+            "resolution", "movement_amplitude", "payload", "off_peak", "credits", "watermark", "created_at",
+        ),
+        "start-end2video": (
+            "task_id", "state", "model", "prompt", "images", "duration", "seed", "resolution", "bgm",
+            "movement_amplitude", "payload", "off_peak", "credits", "watermark", "created_at",
+        ),
+    }
+)  # fmt: skip
+#: Credits ``is_rec`` adds (the service writes the prompt: vidu-api-endpoints.md §1.7).
+IS_REC_CREDITS: Final = 10
+
 _QUEUE: Final = 0  # heap event: a created task joins its organization's queue
 _FINISH: Final = 1  # heap event: a processing task ends
 
@@ -82,7 +105,9 @@ class TaskRecord:
     """One task as the emulator keeps it. Mutable: the state machine moves it along.
 
     Times (``created_at`` … ``finished_at``) are the monotonic clock passed to the state;
-    ``created_at_text`` is the wall-clock RFC 3339 string the API shows.
+    ``created_at_text`` is the wall-clock RFC 3339 string the API shows. ``settings`` holds every
+    setting the task runs with (defaults applied); ``echo`` is the create response, the part of
+    ``settings`` the task's kind echoes.
     """
 
     id: str
@@ -90,8 +115,9 @@ class TaskRecord:
     org: str
     api_key: str
     key_id: str
-    request: Reference2Video
+    request: Request
     echo: dict[str, Any]
+    settings: dict[str, Any]
     creation_id: str
     credits: int
     processing_time: float
@@ -245,10 +271,12 @@ class _Org:
     tasks: list[TaskRecord] = attrs.field(factory=list)
 
 
-def cost_of(request: Reference2Video, *, duration: int, resolution: str) -> int:
-    """Credits a task costs: seconds × the resolution's price, halved (rounded up) off-peak."""
+def cost_of(request: Request, *, duration: int, resolution: str) -> int:
+    """Credits a task costs: seconds × the resolution's price, halved (rounded up) off-peak, plus
+    :data:`IS_REC_CREDITS` for a recommended prompt (``is_rec``)."""
     cost = duration * PRICE_PER_SECOND.get(resolution, max(PRICE_PER_SECOND.values()))
-    return (cost + 1) // 2 if request.off_peak else cost
+    cost = (cost + 1) // 2 if request.off_peak else cost
+    return cost + IS_REC_CREDITS if getattr(request, "is_rec", None) else cost
 
 
 def model_version(model: str) -> str:
@@ -341,7 +369,7 @@ class EmulatorState:
     # --- writing ---------------------------------------------------------------------------------
 
     def submit(
-        self, request: Reference2Video, *, now: float, wall_ns: int, org: str, api_key: str, key_id: str = ""
+        self, request: Request, *, now: float, wall_ns: int, org: str, api_key: str, key_id: str = ""
     ) -> TaskRecord:
         """Store a new task in ``created`` and charge its credits.
 
@@ -353,7 +381,8 @@ class EmulatorState:
         limit = self.config.max_queue
         if limit is not None and state.in_flight >= self.config.concurrency + limit:
             raise StateError(429, "QuotaExceeded", "quota exceeded")
-        rule = _rules.MODEL_RULES.get(request.model)
+        kind = kind_of(request)
+        rule = _rules.ENDPOINT_MODELS[kind.endpoint].get(request.model)
         duration = request.duration
         if duration is None:
             duration = rule.default_duration if rule is not None else _UNKNOWN_MODEL_DURATION
@@ -376,26 +405,31 @@ class EmulatorState:
             if request.audio is not None
             else (rule.audio_default if rule is not None else False)
         )
-        echo: dict[str, Any] = {
+        settings: dict[str, Any] = {
             "task_id": task_id,
             "state": TaskState.CREATED.value,
             "model": request.model,
-            "prompt": request.prompt,
-            "images": [i for i in request.images if isinstance(i, str)],
+            "style": getattr(request, "style", None) or "general",
+            "prompt": request.prompt or "",
+            "images": [i for i in getattr(request, "images", ()) if isinstance(i, str)],
             "duration": duration,
             "seed": seed,
-            "aspect_ratio": request.aspect_ratio or "16:9",
+            "aspect_ratio": getattr(request, "aspect_ratio", None) or "16:9",
             "resolution": resolution,
             "movement_amplitude": request.movement_amplitude or "auto",
             "bgm": bool(request.bgm),
             "audio": audio,
-            "audio_type": request.audio_type or "all",
+            "audio_type": getattr(request, "audio_type", None) or "all",
             "payload": request.payload or "",
             "off_peak": bool(request.off_peak),
             "credits": cost,
             "watermark": bool(request.watermark),
             "created_at": created_at_text,
         }
+        fields = ECHO_FIELDS.get(kind.endpoint)
+        if kind.endpoint == "start-end2video" and request.model.startswith("viduq3"):
+            fields = (*(fields or ()), "audio")
+        echo = settings if fields is None else {name: settings[name] for name in fields}
         processing = self.config.processing_time
         seconds = processing(self._rng) if callable(processing) else processing
         faults = self.config.faults
@@ -408,6 +442,7 @@ class EmulatorState:
             key_id=key_id,
             request=request,
             echo=echo,
+            settings=settings,
             creation_id=self._next_id(wall_ns),
             credits=cost,
             processing_time=max(0.0, float(seconds)),
@@ -508,7 +543,7 @@ class EmulatorState:
             model = task.request.model
             if query.model_versions and not {model, model_version(model)} & query.model_versions:
                 continue
-            if query.resolutions and task.echo["resolution"] not in query.resolutions:
+            if query.resolutions and task.settings["resolution"] not in query.resolutions:
                 continue
             yield task
 
