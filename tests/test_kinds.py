@@ -10,6 +10,7 @@ download; and a mixed batch of every kind with a journal, resumed once.
 from __future__ import annotations
 
 import base64
+import socket
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ import aiohttp
 import anyio
 import attrs
 import pytest
+from aiohttp import web
 from conftest import load_fixture, small_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 import vidu_async as vidu
 from vidu_async._convert import request_to_json
 from vidu_async._kinds import KINDS, kind_of
+from vidu_async.callbacks import make_callback_app
 from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
 from vidu_async.exceptions import RequestValidationError
 
@@ -665,3 +668,36 @@ class TestEngine:
         async with vidu.SQLiteJournal(journal) as store:
             entries = await store.entries()
         assert {e.endpoint for e in entries.values()} == set(kinds.values())
+
+
+@pytest.mark.anyio
+async def test_signed_callbacks_for_every_kind() -> None:
+    """The emulator signs and delivers each new kind's callbacks, and the SDK's receiver reads them."""
+    got: list[vidu.Task] = []
+    done = anyio.Event()
+
+    def on_update(task: vidu.Task) -> None:
+        got.append(task)
+        if sum(t.state is vidu.TaskState.SUCCESS for t in got) == len(TYPES):
+            done.set()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+        runner = web.AppRunner(make_callback_app(api_key="emu-key", callback_url=url, on_update=on_update))
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            async with raw(api_key="emu-key") as (emu, session):
+                ids = set()
+                for endpoint in sorted(TYPES):
+                    body = {**minimal(endpoint), "callback_url": url}
+                    status, data = await post(session, f"{emu.base_url}/ent/v2/{endpoint}", body)
+                    assert status == 200, data
+                    ids.add(data["task_id"])
+                with anyio.fail_after(10):
+                    await done.wait()
+        finally:
+            await runner.cleanup()
+    assert {t.id for t in got if t.state is vidu.TaskState.SUCCESS} == ids
+    assert all(t.creations[0].url for t in got if t.state is vidu.TaskState.SUCCESS)
