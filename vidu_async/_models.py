@@ -101,7 +101,37 @@ class Subject:
 
 
 @attrs.frozen(kw_only=True)
-class Reference2Video:
+class _Request:
+    """What every request type shares: its media items (``media``, given by each type) and what
+    submitting needs to know of them."""
+
+    def media(self) -> list[tuple[str, Media]]:
+        """Every media item with its JSON field path (``images[0]``...)."""
+        raise NotImplementedError
+
+    def media_values(self) -> Iterator[Media]:
+        """Every media item, without its field path."""
+        for _, item in self.media():
+            yield item
+
+    def local_media(self) -> list[tuple[str, Media]]:
+        """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
+        return [(where, item) for where, item in self.media() if not isinstance(item, str)]
+
+    @functools.cached_property
+    def has_local_media(self) -> bool:
+        """Whether any media item is a path or bytes (read and encoded when submitted)."""
+        return any(not isinstance(item, str) for item in self.media_values())
+
+    @functools.cached_property
+    def _body_estimate(self) -> int:
+        # Worked out once: validation needs it, and so does every submission of the request.
+        me: Any = self  # each request type has the fields the estimate reads
+        return _validate.estimated_body_size(me)
+
+
+@attrs.frozen(kw_only=True)
+class Reference2Video(_Request):
     """A ``POST /ent/v2/reference2video`` request, validated when constructed.
 
     Two call shapes exist: the *subject call* (``subjects``, prompt refers to ``@name``) and the
@@ -144,22 +174,8 @@ class Reference2Video:
         """Whether this is a subject call (``subjects`` given)."""
         return bool(self.subjects)
 
-    def local_media(self) -> list[tuple[str, Media]]:
-        """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
-        return [(where, item) for where, item in self.media() if not isinstance(item, str)]
-
-    @functools.cached_property
-    def has_local_media(self) -> bool:
-        """Whether any media item is a path or bytes (read and encoded when submitted)."""
-        return any(not isinstance(item, str) for item in self.media_values())
-
-    @functools.cached_property
-    def _body_estimate(self) -> int:
-        # Worked out once: validation needs it, and so does every submission of the request.
-        return _validate.estimated_body_size(self)
-
     def media_values(self) -> Iterator[Media]:
-        """Every media item, without its field path."""
+        """Every media item, without its field path (no paths built: submission asks often)."""
         for _, values in self._media_fields():
             yield from values
 
@@ -208,7 +224,7 @@ def _swap(items: tuple[Media, ...], field: str, encoded: Mapping[str, str]) -> t
 
 
 @attrs.frozen(kw_only=True)
-class _KindRequest:
+class _KindRequest(_Request):
     """What the requests of the kinds without subjects share: their media are ``images`` only,
     and they validate against their endpoint's rules (``_rules.ENDPOINT_RULES``) when constructed."""
 
@@ -218,20 +234,6 @@ class _KindRequest:
     def __attrs_post_init__(self) -> None:
         me: Any = self  # the subclass has the fields validation reads
         _validate.check_kind_request(me, _rules.ENDPOINT_RULES[self.ENDPOINT])
-
-    def local_media(self) -> list[tuple[str, Media]]:
-        """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
-        return [(where, item) for where, item in self.media() if not isinstance(item, str)]
-
-    @functools.cached_property
-    def has_local_media(self) -> bool:
-        """Whether any media item is a path or bytes (read and encoded when submitted)."""
-        return any(not isinstance(item, str) for item in self.media_values())
-
-    @functools.cached_property
-    def _body_estimate(self) -> int:
-        me: Any = self
-        return _validate.estimated_body_size(me)
 
     def media_values(self) -> Iterator[Media]:
         """Every media item, without its field path."""
