@@ -851,8 +851,8 @@ class TestMediaBytes:
     @pytest.mark.parametrize(
         ("data", "found"),
         [
-            pytest.param(make_mp4(), "a video (video/mp4)", id="mp4"),
-            pytest.param(make_mov(), "a video (video/quicktime)", id="mov"),
+            pytest.param(make_mp4(), "an MP4 video", id="mp4"),
+            pytest.param(make_mov(), "a QuickTime video", id="mov"),
             pytest.param(b"GIF89a" + b"\x00" * 100, "not a recognized format", id="gif"),
             pytest.param(b"", "not a recognized format", id="empty"),
         ],
@@ -866,7 +866,7 @@ class TestMediaBytes:
     def test_image_where_a_video_is_expected(self) -> None:
         """An image in a video slot is refused as well."""
         error = rejected(**flat_call(model="viduq2-pro", videos=[make_png(300, 300)]))
-        assert "expected a MP4, MOV or AVI video" in problem(error, "videos[0]").message
+        assert "expected an MP4, MOV or AVI video, but the data is a PNG image" in problem(error, "videos[0]").message
 
     @pytest.mark.parametrize("data", [make_mp4(), make_mov()], ids=["mp4", "mov"])
     def test_video_bytes_accepted(self, data: bytes) -> None:

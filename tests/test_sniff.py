@@ -212,15 +212,46 @@ class TestSniffUnknown:
             pytest.param(b"", id="empty"),
             pytest.param(b"GIF89a\x01\x00\x01\x00", id="gif"),
             pytest.param(b"%PDF-1.7\n", id="pdf"),
-            pytest.param(b"ID3\x03\x00\x00\x00", id="mp3"),
-            pytest.param(_riff(b"WAVE", b"fmt "), id="wav"),
             pytest.param(b"\x89PNG", id="png-signature-cut"),
             pytest.param(b"hello world", id="text"),
         ],
     )
     def test_returns_none(self, data: bytes) -> None:
-        """GIF, PDF, audio, text and cut signatures give ``None``."""
+        """GIF, PDF, text and cut signatures give ``None``."""
         assert sniff(data) is None
+
+
+class TestSniffAudio:
+    """Audio inputs (lip-sync, voice cloning) and outputs (text2audio) are recognized."""
+
+    @pytest.mark.parametrize(
+        ("data", "mime"),
+        [
+            pytest.param(b"ID3\x03\x00\x00\x00", "audio/mpeg", id="mp3-id3"),
+            pytest.param(b"\xff\xfb\x90\x64", "audio/mpeg", id="mp3-frame"),
+            pytest.param(b"\xff\xf1\x50\x80", "audio/aac", id="aac-adts"),
+            pytest.param(_riff(b"WAVE", b"fmt "), "audio/wav", id="wav"),
+            pytest.param(b"OggS\x00\x02", "audio/ogg", id="ogg"),
+            pytest.param(b"fLaC\x00\x00\x00\x22", "audio/flac", id="flac"),
+            pytest.param(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00", "audio/mp4", id="m4a"),
+        ],
+    )
+    def test_recognized(self, data: bytes, mime: str) -> None:
+        info = sniff(data)
+        assert info is not None
+        assert (info.kind, info.mime) == ("audio", mime)
+
+    def test_bmp_image_with_its_size(self) -> None:
+        """BMP (image2dance takes it) is an image, with its size read from the header."""
+        header = b"BM" + (70).to_bytes(4, "little") + b"\0\0\0\0" + (54).to_bytes(4, "little")
+        header += (
+            (40).to_bytes(4, "little")
+            + (300).to_bytes(4, "little")
+            + (-200).to_bytes(4, "little", signed=True)
+        )
+        info = sniff(header)
+        assert info is not None
+        assert (info.kind, info.mime, info.width, info.height) == ("image", "image/bmp", 300, 200)
 
 
 class TestDataURI:

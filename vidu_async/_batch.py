@@ -419,7 +419,7 @@ class Batch:
     def _start_clock(self, item: _Item) -> None:
         assert item.request is not None
         item.started = anyio.current_time()
-        timeout = self._poll.timeout_for(self._timeout, item.request.off_peak)
+        timeout = self._poll.timeout_for(self._timeout, item.request.is_off_peak)
         item.deadline = item.started + timeout if timeout is not None else math.inf
 
     async def _submit(self, item: _Item) -> None:
@@ -498,7 +498,7 @@ class Batch:
             task.id,
             item.listener,
             known=task if known else None,
-            off_peak=bool(item.request.off_peak),
+            off_peak=item.request.is_off_peak,
             callback=callback,
         )
 

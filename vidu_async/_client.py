@@ -450,7 +450,7 @@ class ViduClient:
         self._require_open()
         if not isinstance(request, REQUEST_TYPES):
             request = _convert.request_from_json(request)
-        deadline = _deadline(self.poll.timeout_for(timeout, request.off_peak))
+        deadline = _deadline(self.poll.timeout_for(timeout, request.is_off_peak))
         task, _ = await self._submitter.submit(request, deadline=deadline)
         callback = request.callback_url is not None or self.callback_url is not None
         return await self._wait(

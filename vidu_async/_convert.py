@@ -26,14 +26,19 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-from . import _validate
+from . import _rules, _validate
 from ._kinds import DEFAULT_ENDPOINT, KINDS, kind_named
 from ._models import (
+    SYNC_REQUEST_TYPES,
+    ClonedVoice,
     Creation,
     CreditPackage,
     CreditRemain,
     Credits,
+    PromptSuggestion,
+    PromptSuggestions,
     Request,
+    Speech,
     Subject,
     Task,
     TaskState,
@@ -48,8 +53,10 @@ __all__ = [
     "request_from_json",
     "request_to_json",
     "structure_credits",
+    "structure_sync_result",
     "structure_task",
     "structure_task_list",
+    "sync_request_from_json",
     "task_to_json",
 ]
 
@@ -374,7 +381,23 @@ def _prepare_credits(data: dict[str, Any]) -> None:
         data["remains"] = data.pop("remaining_credits")
 
 
-_ROWS: Final = frozenset({tuple[Creation, ...], tuple[CreditRemain, ...], tuple[CreditPackage, ...]})
+def _prepare_sync(data: dict[str, Any]) -> None:
+    # audio-tts and audio-clone answer ``task_id``; a body saying ``id`` is read the same.
+    if data.get("task_id") in (None, "") and data.get("id") not in (None, ""):
+        data["task_id"] = data.pop("id")
+    if data.get("task_id") in (None, ""):
+        raise ValueError("no task_id")
+
+
+def _prepare_suggestions(data: dict[str, Any]) -> None:
+    # The field table says ``task_id``, the example ``id`` (vidu-api-endpoints.md §22.13).
+    if data.get("id") in (None, "") and data.get("task_id") not in (None, ""):
+        data["id"] = data.pop("task_id")
+
+
+_ROWS: Final = frozenset(
+    {tuple[Creation, ...], tuple[CreditRemain, ...], tuple[CreditPackage, ...], tuple[PromptSuggestion, ...]}
+)
 
 converter.register_structure_hook(VideoInfo, _structure_video)
 converter.register_structure_hook_factory(lambda t: t in _ROWS, _lenient_rows)
@@ -383,6 +406,10 @@ converter.register_structure_hook(Task, _lenient(Task, _prepare_task))
 converter.register_structure_hook(CreditRemain, _lenient(CreditRemain))
 converter.register_structure_hook(CreditPackage, _lenient(CreditPackage))
 converter.register_structure_hook(Credits, _lenient(Credits, _prepare_credits))
+converter.register_structure_hook(Speech, _lenient(Speech, _prepare_sync))
+converter.register_structure_hook(ClonedVoice, _lenient(ClonedVoice, _prepare_sync))
+converter.register_structure_hook(PromptSuggestion, _lenient(PromptSuggestion))
+converter.register_structure_hook(PromptSuggestions, _lenient(PromptSuggestions, _prepare_suggestions))
 
 
 # Looked up once: a task is read on every create and poll, and cattrs' dispatch by class
@@ -427,6 +454,16 @@ def structure_task(body: object, *, task_id: str | None = None, require_state: b
         if require_state and body.get("state") in (None, ""):
             raise ResponseValidationError("task body has no state", body=body)
     return _structure(body, Task, "task", _STRUCTURE_TASK)
+
+
+def structure_sync_result(body: object, cls: type[T]) -> T:
+    """Read what a synchronous endpoint answers (:class:`Speech`, :class:`ClonedVoice`,
+    :class:`PromptSuggestions`), leniently per field.
+
+    Raises:
+        ResponseValidationError: the body is not an object, or (speech, voice) has no id.
+    """
+    return _structure(body, cls, f"{cls.__name__} answer")
 
 
 def structure_credits(body: object) -> Credits:
@@ -509,10 +546,43 @@ def _unstructure_dropping_empty(
 
 _unstructure_subject: Final = _unstructure_dropping_empty(Subject, frozenset({"images", "videos"}))
 converter.register_unstructure_hook(Subject, _unstructure_subject)
-for _kind in KINDS.values():  # every request type: its media lists are images and videos, where it has them
-    converter.register_unstructure_hook(
-        _kind.request_type, _unstructure_dropping_empty(_kind.request_type, frozenset({"images", "videos"}))
-    )
+
+
+def _spec_to_json(item: Any, fields: tuple[_rules.FieldRule, ...]) -> dict[str, Any]:
+    """A request of a kind described field by field (or one of its objects) as JSON: the
+    documented names (``from_`` is ``from``), no ``None``, no empty lists."""
+    out: dict[str, Any] = {}
+    for field in fields:
+        value = getattr(item, field.attribute)
+        if value is None or value == ():
+            continue
+        kind = field.type
+        if kind in ("image", "video", "audio"):
+            out[field.name] = _unstructure_media(value)
+        elif kind == "images":
+            out[field.name] = [_unstructure_media(v) for v in value]
+        elif kind == "objects":
+            out[field.name] = [_spec_to_json(v, field.fields) for v in value]
+        else:
+            out[field.name] = list(value) if type(value) is tuple else value
+    return out
+
+
+def _spec_hook(fields: tuple[_rules.FieldRule, ...]) -> Callable[[Any], dict[str, Any]]:
+    return lambda instance: _spec_to_json(instance, fields)
+
+
+for _endpoint, _type in SYNC_REQUEST_TYPES.items():
+    converter.register_unstructure_hook(_type, _spec_hook(_rules.SYNC_RULES[_endpoint].fields))
+for _kind in KINDS.values():  # every request type
+    _spec = _rules.KIND_RULES.get(_kind.endpoint)
+    if _spec is not None:
+        converter.register_unstructure_hook(_kind.request_type, _spec_hook(_spec.fields))
+    else:  # its media lists are images and videos, where it has them
+        converter.register_unstructure_hook(
+            _kind.request_type,
+            _unstructure_dropping_empty(_kind.request_type, frozenset({"images", "videos"})),
+        )
 
 
 def request_to_json(request: Request) -> dict[str, Any]:
@@ -594,6 +664,9 @@ def request_from_json(
             [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")],
             subject=what,
         )
+    spec = _rules.KIND_RULES.get(kind.endpoint)
+    if spec is not None:
+        return _spec_from_json(body, kind.request_type, spec, what, media_root)
     known = _REQUEST_FIELDS[kind.endpoint]
     problems: list[Problem] = [
         Problem(str(key), f"unwanted field (not part of {kind.endpoint})", "FieldUnwanted")
@@ -637,6 +710,124 @@ def request_from_json(
     if problems:
         raise RequestValidationError(problems, subject=what)
     return request
+
+
+def sync_request_from_json(body: object, *, endpoint: str, what: str = "request") -> Any:
+    """Read the body of a synchronous endpoint (``audio-tts``, ``audio-clone``,
+    ``img2video-prompt-recommendation``) as strictly as :func:`request_from_json` reads a task's.
+
+    Raises:
+        RequestValidationError: every problem at once (``FieldUnwanted`` for undocumented fields).
+    """
+    cls = SYNC_REQUEST_TYPES.get(endpoint)
+    if cls is None:
+        known = ", ".join(SYNC_REQUEST_TYPES)
+        raise RequestValidationError(
+            [Problem("endpoint", f"unknown endpoint {endpoint!r}; expected one of: {known}", "BadRequest")],
+            subject=what,
+        )
+    if not isinstance(body, Mapping):
+        raise RequestValidationError(
+            [Problem("body", f"expected a JSON object, got {type(body).__name__}", "BadRequest")],
+            subject=what,
+        )
+    return _spec_from_json(body, cls, _rules.SYNC_RULES[endpoint], what, None)
+
+
+def _spec_from_json(
+    body: Mapping[str, Any], cls: type[Any], spec: _rules.KindRule, what: str, media_root: Path | None
+) -> Request:
+    """A request of a kind described field by field, read as strictly as the service does: a
+    field it does not document is ``FieldUnwanted`` (in its objects too); everything else is the
+    request type's own validation, so a missing field is ``FieldLacking`` there."""
+    problems: list[Problem] = []
+    kwargs = _spec_fields_from_json(
+        body, spec.fields, _object_types(cls), "", spec.endpoint, problems, media_root
+    )
+    try:
+        request: Request = cls(**kwargs)
+    except RequestValidationError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise RequestValidationError(problems, subject=what)
+    return request
+
+
+def _spec_fields_from_json(
+    body: Mapping[str, Any],
+    fields: tuple[_rules.FieldRule, ...],
+    object_types: Mapping[str, type[Any]],
+    prefix: str,
+    owner: str,
+    problems: list[Problem],
+    media_root: Path | None,
+) -> dict[str, Any]:
+    by_name = {field.name: field for field in fields}
+    problems.extend(
+        Problem(
+            f"{prefix}{key}",
+            f"unwanted field (not part of {owner})",
+            "FieldUnwanted",
+        )
+        for key in body
+        if key not in by_name
+    )
+    kwargs: dict[str, Any] = {field.attribute: None for field in fields}
+    for name, value in body.items():
+        field = by_name.get(name)
+        if field is None or value is None:
+            continue
+        where = f"{prefix}{name}"
+        kind = field.type
+        if kind in ("images", "strs", "objects"):
+            if not isinstance(value, list):
+                problems.append(Problem(where, f"expected a JSON array, got {_json_type(value)}"))
+                continue
+            if kind == "images":
+                value = [_media_item(v, media_root) if isinstance(v, str) else v for v in value]
+            elif kind == "objects":
+                value = [
+                    _spec_object_from_json(
+                        v, field, object_types[name], f"{where}[{i}]", problems, media_root
+                    )
+                    for i, v in enumerate(value)
+                ]
+        elif kind in ("image", "video", "audio") and isinstance(value, str):
+            value = _media_item(value, media_root)
+        kwargs[field.attribute] = value
+    # A field the type gives a default keeps it when the body leaves it out.
+    return {k: v for k, v in kwargs.items() if v is not None or k in _required_attributes(fields)}
+
+
+def _required_attributes(fields: tuple[_rules.FieldRule, ...]) -> frozenset[str]:
+    return frozenset(field.attribute for field in fields if field.required)
+
+
+def _spec_object_from_json(
+    raw: object,
+    field: _rules.FieldRule,
+    cls: type[Any],
+    where: str,
+    problems: list[Problem],
+    media_root: Path | None,
+) -> object:
+    if not isinstance(raw, Mapping):
+        return raw  # validation names it: "expected a KeyFrame"
+    kwargs = _spec_fields_from_json(
+        raw, field.fields, {}, f"{where}.", f"a {field.object_name}", problems, media_root
+    )
+    return cls(**kwargs)
+
+
+def _object_types(cls: type[Any]) -> dict[str, type[Any]]:
+    """The class of each list-of-objects field of a request type (``image_settings`` → ``KeyFrame``)."""
+    attrs.resolve_types(cls)
+    out: dict[str, type[Any]] = {}
+    for field in attrs.fields(cls):
+        args = get_args(field.type)
+        if get_origin(field.type) is tuple and args and attrs.has(args[0]):
+            out[field.name] = args[0]
+    return out
 
 
 def _subject_from_json(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import attrs
 
-from . import _convert, _rules
+from . import _convert, _rules, _validate
 from ._models import Credits, Request, Task
 from .exceptions import (
     APIError,
@@ -150,7 +150,7 @@ def encode_create_body(request: Request, *, overrides: Mapping[str, str] | None 
                     f"the request is {size:.1f} MB; Vidu takes at most {limit:.0f} MB (use URLs for large media)",
                 )
             ],
-            subject=f"{type(request).__name__} (model {request.model!r})",
+            subject=_validate.request_label(request),
         )
     return body
 

@@ -13,9 +13,24 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._models import Img2Video, Reference2Video, StartEnd2Video, Text2Video
+from ._models import (
+    Extend,
+    Image2Dance,
+    Img2Video,
+    LipSync,
+    MultiFrame,
+    Reference2Image,
+    Reference2Video,
+    StartEnd2Video,
+    Template,
+    TemplateStory,
+    Text2Audio,
+    Text2Video,
+    Timing2Audio,
+    Upscale,
+)
 
-__all__ = ["DEFAULT_ENDPOINT", "KINDS", "Output", "TaskKind", "kind_named", "kind_of"]
+__all__ = ["DEFAULT_ENDPOINT", "KINDS", "LEGACY_ENDPOINTS", "Output", "TaskKind", "kind_named", "kind_of"]
 
 #: What a task of a kind produces: the media of its ``creations``.
 Output = Literal["video", "image", "audio"]
@@ -58,8 +73,24 @@ KINDS: Final[Mapping[str, TaskKind]] = {
         TaskKind(endpoint="text2video", request_type=Text2Video, payload=True, output="video"),
         TaskKind(endpoint="img2video", request_type=Img2Video, payload=True, output="video"),
         TaskKind(endpoint="start-end2video", request_type=StartEnd2Video, payload=True, output="video"),
+        # §21: payload documented on these, each makes a video...
+        TaskKind(endpoint="multiframe", request_type=MultiFrame, payload=True, output="video"),
+        TaskKind(endpoint="template", request_type=Template, payload=True, output="video"),
+        TaskKind(endpoint="template-story", request_type=TemplateStory, payload=True, output="video"),
+        TaskKind(endpoint="extend", request_type=Extend, payload=True, output="video"),
+        TaskKind(endpoint="upscale-new", request_type=Upscale, payload=True, output="video"),
+        # ...but lip-sync's payload is disputed (§22.10): never stamped, so never relied on.
+        TaskKind(endpoint="lip-sync", request_type=LipSync, payload=False, output="video"),
+        TaskKind(endpoint="image2dance", request_type=Image2Dance, payload=True, output="video"),
+        TaskKind(endpoint="reference2image", request_type=Reference2Image, payload=True, output="image"),
+        # Not in the audio pages' field lists (§1.4, §22.11).
+        TaskKind(endpoint="text2audio", request_type=Text2Audio, payload=False, output="audio"),
+        TaskKind(endpoint="timing2audio", request_type=Timing2Audio, payload=False, output="audio"),
     )
 }
+
+#: Older names of an endpoint, read in job files and journals (§6, §22.8).
+LEGACY_ENDPOINTS: Final[Mapping[str, str]] = {"template2video": "template"}
 
 _BY_TYPE: Final[Mapping[type[Any], TaskKind]] = {kind.request_type: kind for kind in KINDS.values()}
 
@@ -83,7 +114,8 @@ def kind_named(endpoint: str) -> TaskKind:
     Raises:
         ValueError: no such task-creating endpoint; the message lists them.
     """
-    kind = KINDS.get(endpoint.strip().removeprefix("/ent/v2/").strip("/"))
+    name = endpoint.strip().removeprefix("/ent/v2/").strip("/")
+    kind = KINDS.get(LEGACY_ENDPOINTS.get(name, name))
     if kind is None:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of: {', '.join(KINDS)}")
     return kind

@@ -22,7 +22,7 @@ from typing import Final, TypeVar
 
 import anyio.to_thread
 
-from . import _rules, _sniff, _validate
+from . import _sniff, _validate
 from ._models import Media, Request
 from .exceptions import Problem, RequestValidationError
 
@@ -99,21 +99,21 @@ def resolve_media(request: Request) -> Request:
         if uri is not None:
             encoded[where] = uri
     if problems:
-        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
+        raise RequestValidationError(problems, subject=_validate.request_label(request))
     resolved: Request = request.with_media(encoded)
     return resolved
 
 
 def _encode_one(request: Request, where: str, item: Media, problems: list[Problem]) -> str | None:
-    kind = "video" if "videos[" in where else "image"
+    rule = request.media_rule(where)
     label = _label(request, where, item)
     if isinstance(item, Path):
         try:
-            data = _read_file(item, _rules.MAX_MEDIA_BYTES)
+            data = _read_file(item, rule.max_bytes)
         except _Unreadable as exc:
             problems.append(Problem(where, exc.message(label)))
             return None
-        found = _validate.media_bytes_problems(data, kind, where, label)
+        found = _validate.media_bytes_problems(data, rule.type, where, label, rule=rule)
         if found:
             problems.extend(found)
             return None

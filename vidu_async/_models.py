@@ -20,19 +20,38 @@ from . import _rules, _validate
 
 __all__ = [
     "REQUEST_TYPES",
+    "CloneVoiceRequest",
+    "ClonedVoice",
     "Creation",
     "CreditPackage",
     "CreditRemain",
     "Credits",
+    "Extend",
+    "Image2Dance",
     "Img2Video",
+    "KeyFrame",
+    "LipSync",
     "Media",
+    "MultiFrame",
+    "PromptRequest",
+    "PromptSuggestion",
+    "PromptSuggestions",
+    "Reference2Image",
     "Reference2Video",
     "Request",
+    "Speech",
+    "SpeechRequest",
     "StartEnd2Video",
     "Subject",
     "Task",
     "TaskState",
+    "Template",
+    "TemplateStory",
+    "Text2Audio",
     "Text2Video",
+    "Timing2Audio",
+    "TimingPrompt",
+    "Upscale",
     "VideoInfo",
     "media_repr",
 ]
@@ -113,6 +132,16 @@ class _Request:
         """Every media item, without its field path."""
         for _, item in self.media():
             yield item
+
+    @property
+    def is_off_peak(self) -> bool:
+        """Whether the request asks for off-peak running (only the kinds that have ``off_peak``)."""
+        return getattr(self, "off_peak", None) is True
+
+    def media_rule(self, where: str) -> _rules.FieldRule:
+        """The rule of the media slot at ``where``: its kind (image, video, audio) and limits."""
+        kind = "video" if "videos[" in where else "image"
+        return _rules.FieldRule(name=where, type=kind, max_bytes=_rules.MAX_MEDIA_BYTES)
 
     def local_media(self) -> list[tuple[str, Media]]:
         """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
@@ -352,10 +381,415 @@ class StartEnd2Video(_KindRequest):
     callback_url: str | None = None
 
 
+# --- the kinds described field by field (``_rules.KIND_RULES``) ------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _SpecRequest(_Request):
+    """What the requests of the kinds described field by field share (``_rules.KIND_RULES``):
+    validation, media paths and media swapping all read the endpoint's field list, so a type
+    is its fields and nothing more."""
+
+    #: The endpoint under ``/ent/v2/``: its row of ``_rules.KIND_RULES`` (or ``SYNC_RULES``).
+    ENDPOINT: ClassVar[str] = ""
+
+    @classmethod
+    def rule(cls) -> _rules.KindRule:
+        """The endpoint's documented fields."""
+        return _rules.KIND_RULES.get(cls.ENDPOINT) or _rules.SYNC_RULES[cls.ENDPOINT]
+
+    def __attrs_post_init__(self) -> None:
+        _validate.check_spec_request(self, self.rule())
+
+    def media(self) -> list[tuple[str, Media]]:
+        """Every media item with its JSON field path (``start_image``, ``image_settings[0].key_image``...)."""
+        return [(where, item) for where, item, _ in _media_slots(self, self.rule().fields, "")]
+
+    def media_rule(self, where: str) -> _rules.FieldRule:
+        """The rule of the media slot at ``where`` (its kind and limits)."""
+        for at, _, field in _media_slots(self, self.rule().fields, ""):
+            if at == where:
+                return field
+        raise KeyError(where)
+
+    def with_media(self, encoded: Mapping[str, str]) -> Any:
+        """This request with the media items at the field paths of ``encoded`` replaced by its values."""
+        return _swap_fields(self, self.rule().fields, "", encoded)
+
+    @functools.cached_property
+    def _body_estimate(self) -> int:
+        return _validate.spec_body_size(self, self.rule())
+
+
+def _media_slots(
+    item: object, fields: tuple[_rules.FieldRule, ...], prefix: str
+) -> Iterator[tuple[str, Media, _rules.FieldRule]]:
+    """Each media item under ``item`` with its path and its slot's rule (nothing of a wrong type:
+    validation names that)."""
+    for field in fields:
+        value = getattr(item, field.attribute, None)
+        where = f"{prefix}{field.name}"
+        if field.type in ("image", "video", "audio") and isinstance(value, str | Path | bytes):
+            yield where, value, field
+        elif field.type == "images" and isinstance(value, tuple):
+            image = attrs.evolve(field, type="image")
+            for i, one in enumerate(value):
+                if isinstance(one, str | Path | bytes):
+                    yield f"{where}[{i}]", one, image
+        elif field.type == "objects" and isinstance(value, tuple):
+            for i, one in enumerate(value):
+                if attrs.has(type(one)):
+                    yield from _media_slots(one, field.fields, f"{where}[{i}].")
+
+
+def _swap_fields(
+    item: Any, fields: tuple[_rules.FieldRule, ...], prefix: str, encoded: Mapping[str, str]
+) -> Any:
+    changes: dict[str, Any] = {}
+    for field in fields:
+        value = getattr(item, field.attribute, None)
+        where = f"{prefix}{field.name}"
+        if field.type in ("image", "video", "audio") and where in encoded:
+            changes[field.attribute] = encoded[where]
+        elif field.type == "images" and isinstance(value, tuple):
+            changes[field.attribute] = _swap(value, where, encoded)
+        elif field.type == "objects" and isinstance(value, tuple):
+            changes[field.attribute] = tuple(
+                _swap_fields(one, field.fields, f"{where}[{i}].", encoded) if attrs.has(type(one)) else one
+                for i, one in enumerate(value)
+            )
+    return attrs.evolve(item, **changes) if changes else item
+
+
+@attrs.frozen(kw_only=True)
+class KeyFrame:
+    """One key frame of a :class:`MultiFrame` request: the image the segment ends on.
+
+    Attributes:
+        key_image: The image: a URL, a data URI, a ``Path`` or ``bytes``.
+        prompt: The transition from the previous frame.
+        duration: The segment's length, 2-7 s (Vidu's default 5).
+    """
+
+    key_image: Media = attrs.field(repr=media_repr)
+    prompt: str | None = None
+    duration: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MultiFrame(_SpecRequest):
+    """A ``POST /ent/v2/multiframe`` request: a start image and 2-9 key frames → one video
+    (vidu-api-endpoints.md §5). ``wm_position`` is a word here (``bottom_left``...), not 1-4.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "multiframe"
+
+    model: str
+    start_image: Media = attrs.field(repr=media_repr)
+    image_settings: tuple[KeyFrame, ...] = attrs.field(converter=_as_tuple)
+    resolution: str | None = None
+    payload: str | None = None
+    callback_url: str | None = None
+    watermark: bool | None = None
+    wm_url: str | None = None
+    wm_position: str | None = None
+    meta_data: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Template(_SpecRequest):
+    """A ``POST /ent/v2/template`` request: a scene-effect template applied to images
+    (vidu-api-endpoints.md §6). No model: ``template`` names the effect. Job files may name the
+    endpoint by its legacy path ``template2video``; the SDK calls ``/ent/v2/template``.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "template"
+
+    template: str
+    images: tuple[Media, ...] = attrs.field(converter=_as_tuple, repr=_media_tuple_repr)
+    prompt: str | None = None
+    seed: int | None = None
+    aspect_ratio: str | None = None
+    area: str | None = None
+    beast: str | None = None
+    bgm: bool | None = None
+    payload: str | None = None
+    callback_url: str | None = None
+    watermark: bool | None = None
+    wm_position: int | None = None
+    wm_url: str | None = None
+    meta_data: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TemplateStory(_SpecRequest):
+    """A ``POST /ent/v2/template-story`` request: a multi-shot story film from images
+    (vidu-api-endpoints.md §7). No model and no prompt: ``story`` names the film.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "template-story"
+
+    story: str
+    images: tuple[Media, ...] = attrs.field(converter=_as_tuple, repr=_media_tuple_repr)
+    payload: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Reference2Image(_SpecRequest):
+    """A ``POST /ent/v2/reference2image`` request: text and up to 7 reference images → image(s)
+    (vidu-api-endpoints.md §8). With ``viduq2`` and no images it is plain text-to-image.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "reference2image"
+
+    model: str
+    images: tuple[Media, ...] = attrs.field(default=(), converter=_as_tuple, repr=_media_tuple_repr)
+    prompt: str
+    seed: int | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    payload: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Extend(_SpecRequest):
+    """A ``POST /ent/v2/extend`` request: a video made longer by 1-7 s (vidu-api-endpoints.md §9).
+    The source is a Vidu creation (``video_creation_id``) or a video URL (``video_url``).
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "extend"
+
+    model: str
+    video_creation_id: str | None = None
+    video_url: Media | None = attrs.field(default=None, repr=media_repr)
+    images: tuple[Media, ...] = attrs.field(default=(), converter=_as_tuple, repr=_media_tuple_repr)
+    prompt: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    payload: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Upscale(_SpecRequest):
+    """A ``POST /ent/v2/upscale-new`` request ("Upscale Pro"): a video at a higher resolution
+    (vidu-api-endpoints.md §10). No model. ``video_creation_id`` wins when both sources are given;
+    a target no higher than the source makes the task fail.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "upscale-new"
+
+    video_url: Media | None = attrs.field(default=None, repr=media_repr)
+    video_creation_id: str | None = None
+    upscale_resolution: str | None = None
+    payload: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LipSync(_SpecRequest):
+    """A ``POST /ent/v2/lip-sync`` request: a talking video re-voiced from audio (``audio_url``,
+    which wins) or from text read by a voice (``text`` + ``voice_id``, ``speed``, ``volume``)
+    (vidu-api-endpoints.md §11). No model. ``payload`` is sent only when given (§22.10), so a lost
+    create answer cannot be reconciled: it is ``SubmitOutcomeUnknownError``.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "lip-sync"
+
+    video_url: Media = attrs.field(repr=media_repr)
+    audio_url: Media | None = attrs.field(default=None, repr=media_repr)
+    text: str | None = None
+    speed: float | None = None
+    voice_id: str | None = None
+    volume: int | None = None
+    ref_photo_url: Media | None = attrs.field(default=None, repr=media_repr)
+    callback_url: str | None = None
+    payload: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Image2Dance(_SpecRequest):
+    """A ``POST /ent/v2/image2dance`` request ("motion sync"): the movement of a reference video
+    carried onto the person in an image (vidu-api-endpoints.md §12). No model.
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "image2dance"
+
+    image_url: Media = attrs.field(repr=media_repr)
+    video_url: Media = attrs.field(repr=media_repr)
+    payload: str | None = None
+    callback_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Text2Audio(_SpecRequest):
+    """A ``POST /ent/v2/text2audio`` request: text → a sound-effect or music clip of 2-10 s
+    (vidu-api-endpoints.md §14). ``payload`` is sent only when given (§22.11).
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "text2audio"
+
+    model: str
+    prompt: str
+    duration: float | None = None
+    seed: int | None = None
+    callback_url: str | None = None
+    payload: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TimingPrompt:
+    """One sound event of a :class:`Timing2Audio` request (events may overlap).
+
+    Attributes:
+        from_: Its start, in seconds (sent as ``from``).
+        to: Its end, in seconds, after the start and within the clip.
+        prompt: What is heard, at most 1500 characters.
+    """
+
+    from_: float
+    to: float
+    prompt: str
+
+
+@attrs.frozen(kw_only=True)
+class Timing2Audio(_SpecRequest):
+    """A ``POST /ent/v2/timing2audio`` request: sound effects placed on a timeline
+    (vidu-api-endpoints.md §15). ``payload`` is sent only when given (§22.11).
+
+    Raises:
+        RequestValidationError: listing every broken rule at once, each as ``field: problem``.
+    """
+
+    ENDPOINT: ClassVar[str] = "timing2audio"
+
+    model: str
+    duration: float | None = None
+    timing_prompts: tuple[TimingPrompt, ...] = attrs.field(converter=_as_tuple)
+    seed: int | None = None
+    callback_url: str | None = None
+    payload: str | None = None
+
+
+# --- the synchronous endpoints (``_rules.SYNC_RULES``): requests -----------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SpeechRequest(_SpecRequest):
+    """A ``POST /ent/v2/audio-tts`` body (vidu-api-endpoints.md §16): text read by a voice.
+    Built by ``ViduClient.text_to_speech``; the flat ``voice_setting_*`` names are Vidu's."""
+
+    ENDPOINT: ClassVar[str] = "audio-tts"
+
+    text: str
+    voice_setting_voice_id: str
+    voice_setting_speed: float | None = None
+    voice_setting_volume: int | None = None
+    voice_setting_pitch: int | None = None
+    voice_setting_emotion: str | None = None
+    pronunciation_dict_tone: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda v: _as_tuple(v) if v is not None else None
+    )
+    payload: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CloneVoiceRequest(_SpecRequest):
+    """A ``POST /ent/v2/audio-clone`` body (vidu-api-endpoints.md §17): a voice cloned from a
+    sample, named by the caller, and a preview read with it. Built by ``ViduClient.clone_voice``."""
+
+    ENDPOINT: ClassVar[str] = "audio-clone"
+
+    audio_url: Media = attrs.field(repr=media_repr)
+    voice_id: str
+    prompt_audio_url: Media | None = attrs.field(default=None, repr=media_repr)
+    prompt_text: str | None = None
+    text: str
+    payload: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PromptRequest(_SpecRequest):
+    """A ``POST /ent/v2/img2video-prompt-recommendation`` body (vidu-api-endpoints.md §18):
+    prompt ideas for one image. Built by ``ViduClient.recommend_prompts``."""
+
+    ENDPOINT: ClassVar[str] = "img2video-prompt-recommendation"
+
+    images: tuple[Media, ...] = attrs.field(converter=_as_tuple, repr=_media_tuple_repr)
+    type: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    resolution: str | None = None
+    count: int | None = None
+
+
+#: The request type of each synchronous endpoint.
+SYNC_REQUEST_TYPES: dict[str, type[_SpecRequest]] = {
+    cls.ENDPOINT: cls for cls in (SpeechRequest, CloneVoiceRequest, PromptRequest)
+}
+
+
 #: A request of any task kind.
-Request: TypeAlias = Reference2Video | Text2Video | Img2Video | StartEnd2Video
+Request: TypeAlias = (
+    Reference2Video
+    | Text2Video
+    | Img2Video
+    | StartEnd2Video
+    | MultiFrame
+    | Template
+    | TemplateStory
+    | Extend
+    | Upscale
+    | LipSync
+    | Image2Dance
+    | Reference2Image
+    | Text2Audio
+    | Timing2Audio
+)
 #: The request types, for ``isinstance``.
-REQUEST_TYPES: tuple[type[Request], ...] = (Reference2Video, Text2Video, Img2Video, StartEnd2Video)
+REQUEST_TYPES: tuple[type[Request], ...] = (
+    Reference2Video,
+    Text2Video,
+    Img2Video,
+    StartEnd2Video,
+    MultiFrame,
+    Template,
+    TemplateStory,
+    Extend,
+    Upscale,
+    LipSync,
+    Image2Dance,
+    Reference2Image,
+    Text2Audio,
+    Timing2Audio,
+)
 
 
 class TaskState(enum.StrEnum):
@@ -537,3 +971,92 @@ class Credits:
     def queue_count(self) -> int:
         """Tasks waiting for a slot, over every row."""
         return sum(r.queue_count or 0 for r in self.remains)
+
+
+# --- the synchronous endpoints: results ---------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Speech:
+    """What ``audio-tts`` answers (vidu-api-endpoints.md §16.2): the spoken audio's URL.
+
+    Attributes:
+        task_id: The id Vidu gave the call.
+        state: ``SUCCESS`` when the audio is ready (the normal answer).
+        file_url: The audio's URL (expires like creations' URLs); "" when not ready.
+        credits: Credits charged.
+        payload: The request's ``payload``, echoed.
+        created_at: When the call was made.
+        extra: Fields the SDK does not know, as sent.
+    """
+
+    task_id: str
+    state: TaskState = TaskState.UNKNOWN
+    file_url: str = ""
+    credits: int | None = None
+    payload: str = ""
+    created_at: datetime | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ClonedVoice:
+    """What ``audio-clone`` answers (vidu-api-endpoints.md §17.2): the new voice and a preview.
+
+    Attributes:
+        task_id: The id Vidu gave the call.
+        state: ``SUCCESS``, or ``QUEUEING`` while the clone is being made.
+        voice_id: The voice, for ``text_to_speech`` and ``LipSync`` (the id the caller chose).
+        demo_audio: The preview's URL ("" until ready).
+        credits: Credits charged, when given.
+        payload: The request's ``payload``, echoed.
+        created_at: When the call was made.
+        extra: Fields the SDK does not know, as sent.
+    """
+
+    task_id: str
+    state: TaskState = TaskState.UNKNOWN
+    voice_id: str = ""
+    demo_audio: str = ""
+    credits: int | None = None
+    payload: str = ""
+    created_at: datetime | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class PromptSuggestion:
+    """One idea of ``img2video-prompt-recommendation``.
+
+    Attributes:
+        type: ``template`` or ``img2video``.
+        content: The idea, in words.
+        prompt: A ready prompt (``template`` ideas).
+        template: The template to use with it (``template`` ideas: ``Template(template=...)``).
+        resolution: The resolution it was chosen for (``template`` ideas).
+    """
+
+    type: str = ""
+    content: str = ""
+    prompt: str = ""
+    template: str = ""
+    resolution: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class PromptSuggestions:
+    """What ``img2video-prompt-recommendation`` answers (vidu-api-endpoints.md §18.2).
+
+    Attributes:
+        id: The id Vidu gave the call (``task_id`` in the field table, ``id`` in the example).
+        prompts: The ideas.
+        count: Ideas asked per type.
+        created_at: When the call was made.
+        extra: Fields the SDK does not know, as sent.
+    """
+
+    id: str = ""
+    prompts: tuple[PromptSuggestion, ...] = ()
+    count: int | None = None
+    created_at: datetime | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)

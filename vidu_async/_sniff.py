@@ -34,7 +34,7 @@ class MediaInfo:
     """What the first bytes of a file say it is.
 
     Attributes:
-        kind: ``"image"`` or ``"video"``.
+        kind: ``"image"``, ``"video"`` or ``"audio"``.
         mime: The MIME type to put in a data URI.
         width: Pixel width, for images whose header was found.
         height: Pixel height, for images whose header was found.
@@ -47,8 +47,9 @@ class MediaInfo:
 
 
 def sniff(head: bytes) -> MediaInfo | None:
-    """Recognize PNG, JPEG, WebP, MP4, MOV and AVI from their first bytes (the more, the better
-    the chance of finding a JPEG's size). Returns ``None`` for anything else."""
+    """Recognize images (PNG, JPEG, WebP, BMP), videos (MP4, MOV, AVI) and audio (WAV, MP3, AAC,
+    M4A, Ogg, FLAC, WMA) from their first bytes (the more, the better the chance of finding a
+    JPEG's size). Returns ``None`` for anything else."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return _png(head)
     if head.startswith(b"\xff\xd8\xff"):
@@ -57,11 +58,45 @@ def sniff(head: bytes) -> MediaInfo | None:
         return _webp(head)
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return MediaInfo("video", "video/x-msvideo")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return MediaInfo("audio", "audio/wav")
+    if head[:2] == b"BM" and len(head) >= 26 and head[6:10] == b"\0\0\0\0":
+        width, height = struct.unpack("<ii", head[18:26])
+        return MediaInfo("image", "image/bmp", abs(width), abs(height))
     if head[4:8] == b"ftyp":
         brand = head[8:12]
+        if brand in _AUDIO_BRANDS:
+            return MediaInfo("audio", "audio/mp4")
         return MediaInfo("video", "video/quicktime" if brand == b"qt  " else "video/mp4")
+    audio = _audio(head)
+    if audio is not None:
+        return audio
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
         return MediaInfo("video", "video/quicktime")
+    return None
+
+
+#: ISO BMFF brands of audio-only files (``.m4a``, ``.m4b``).
+_AUDIO_BRANDS: Final = frozenset({b"M4A ", b"M4B ", b"M4P "})
+#: The ASF header object's GUID (WMA).
+_ASF_GUID: Final = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+
+
+def _audio(head: bytes) -> MediaInfo | None:
+    if head.startswith(b"ID3"):
+        return MediaInfo("audio", "audio/mpeg")
+    if head.startswith(b"OggS"):
+        return MediaInfo("audio", "audio/ogg")
+    if head.startswith(b"fLaC"):
+        return MediaInfo("audio", "audio/flac")
+    if head.startswith(_ASF_GUID):
+        return MediaInfo("audio", "audio/x-ms-wma")
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        layer = (head[1] >> 1) & 0b11
+        if layer == 0 and head[1] & 0xF6 == 0xF0:  # ADTS: MPEG-2/4 AAC, layer bits 00
+            return MediaInfo("audio", "audio/aac")
+        if layer != 0 and (head[1] >> 3) & 0b11 != 0b01:  # an MPEG audio frame (layer I-III)
+            return MediaInfo("audio", "audio/mpeg")
     return None
 
 
@@ -177,8 +212,8 @@ def why_incomplete(read_at: ReadAt, size: int) -> str | None:
     ISO BMFF (MP4, MOV): the top-level boxes, ``ftyp`` first, each with a printable four-letter
     type, add up exactly to the size (a box of size 0 runs to the end; size 1 has a 64-bit size),
     and include a ``moov`` and an ``mdat`` (so a file cut at a box boundary is caught too, and zero
-    padding after the last box is not taken for a box running to the end). JPEG ends with its FFD9 marker, PNG with its
-    IEND chunk, WebP and AVI match their RIFF size. Anything else only has to be non-empty.
+    padding after the last box is not taken for a box running to the end; M4A audio too). JPEG ends
+    with its FFD9 marker, PNG with its IEND chunk, WebP, AVI and WAV match their RIFF size. Anything else only has to be non-empty.
     Only box headers and a few bytes at each end are read, never the media data.
     """
     if size <= 0:
@@ -196,7 +231,7 @@ def why_incomplete(read_at: ReadAt, size: int) -> str | None:
     if head[:4] == b"RIFF":
         return "its RIFF header is cut short"
     info = sniff(head)
-    if info is not None and info.mime in ("video/mp4", "video/quicktime"):
+    if info is not None and info.mime in ("video/mp4", "video/quicktime", "audio/mp4"):
         return _bmff_problem(read_at, size)
     return None
 
@@ -268,4 +303,12 @@ _MEDIA_NAMES: Final = {
     "image/jpeg": "a JPEG image",
     "image/png": "a PNG image",
     "image/webp": "a WebP image",
+    "image/bmp": "a BMP image",
+    "audio/wav": "a WAV audio file",
+    "audio/mpeg": "an MP3 audio file",
+    "audio/aac": "an AAC audio file",
+    "audio/mp4": "an M4A audio file",
+    "audio/ogg": "an Ogg audio file",
+    "audio/flac": "a FLAC audio file",
+    "audio/x-ms-wma": "a WMA audio file",
 }

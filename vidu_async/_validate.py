@@ -24,13 +24,17 @@ __all__ = [
     "Request",
     "check_kind_request",
     "check_request",
+    "check_spec_request",
     "estimated_body_size",
     "is_http_url",
     "json_text_size",
     "kind_request_problems",
     "media_bytes_problems",
     "megabytes",
+    "request_label",
     "request_problems",
+    "spec_body_size",
+    "spec_request_problems",
     "url_scheme",
     "where_label",
 ]
@@ -86,7 +90,15 @@ def check_request(request: Request, *, subject_type: type[Any]) -> None:
     """
     problems = request_problems(request, subject_type=subject_type)
     if problems:
-        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
+        raise RequestValidationError(problems, subject=request_label(request))
+
+
+def request_label(request: object) -> str:
+    """How error messages name a request: ``Text2Video (model 'viduq2')``, or ``Upscale`` for an
+    endpoint without a model."""
+    name = type(request).__name__
+    model: object = getattr(request, "model", _ABSENT)
+    return name if model is _ABSENT else f"{name} (model {model!r})"
 
 
 def request_problems(request: Request, *, subject_type: type[Any]) -> list[Problem]:
@@ -466,7 +478,7 @@ def check_kind_request(request: Request, rule: _rules.EndpointRule) -> None:
     an endpoint without subjects (``rule`` says which: ``_rules.ENDPOINT_RULES``)."""
     problems = kind_request_problems(request, rule)
     if problems:
-        raise RequestValidationError(problems, subject=f"{type(request).__name__} (model {request.model!r})")
+        raise RequestValidationError(problems, subject=request_label(request))
 
 
 def kind_request_problems(request: Request, rule: _rules.EndpointRule) -> list[Problem]:
@@ -603,7 +615,9 @@ def _check_all_media(request: Any, out: list[Problem]) -> None:
             )
 
 
-def _media_string_problems(item: str, kind: str, where: str, label: str) -> list[Problem]:
+def _media_string_problems(
+    item: str, kind: str, where: str, label: str, rule: _rules.FieldRule | None = None
+) -> list[Problem]:
     unsendable = _unicode_problem(item)
     if unsendable is not None:
         return [Problem(where, f"{unsendable}{label}")]
@@ -634,18 +648,15 @@ def _media_string_problems(item: str, kind: str, where: str, label: str) -> list
     if broken is not None:
         return [Problem(where, f"the data URI is not valid base64{label}: {broken}")]
     size = _sniff.base64_decoded_size(len(item) - data_uri.data_start, item[-2:])
+    limit = rule.max_bytes if rule is not None else _rules.MAX_MEDIA_BYTES
     problems: list[Problem] = []
-    if size > _rules.MAX_MEDIA_BYTES:
-        problems.append(
-            Problem(
-                where, f"decodes to {megabytes(size)}{label}; at most {megabytes(_rules.MAX_MEDIA_BYTES)}"
-            )
-        )
+    if size > limit:
+        problems.append(Problem(where, f"decodes to {megabytes(size)}{label}; at most {megabytes(limit)}"))
     if kind == "image":
         # The service accepts a label that differs from the bytes, so only the bytes are checked.
         info = _sniff.sniff_base64_head(item, data_uri.data_start)
         if info is not None and info.kind == "image":
-            problems.extend(_image_size_problems(info, where, label))
+            problems.extend(_image_size_problems(info, where, label, rule or _DEFAULT_IMAGE))
     return problems
 
 
@@ -676,32 +687,51 @@ def _base64_error(text: str, start: int) -> str | None:
     return f"its data is {len(text) - start} characters, not a multiple of 4 (missing '=' padding?)"
 
 
-def media_bytes_problems(data: bytes, kind: str, where: str, label: str = "") -> list[Problem]:
-    """Problems with one media item given as bytes (or read from a file): type, size, image size."""
+_EXPECTED_MEDIA: Final = {
+    "image": "a PNG, JPEG or WebP image",
+    "video": "an MP4, MOV or AVI video",
+    "audio": "an audio file (MP3, WAV, M4A, AAC, Ogg, FLAC or WMA)",
+}
+#: The limits of a media slot that its endpoint does not narrow (``_rules.FieldRule`` defaults).
+_DEFAULT_IMAGE: Final = _rules.FieldRule(name="images", type="image")
+
+
+def media_bytes_problems(
+    data: bytes, kind: str, where: str, label: str = "", *, rule: _rules.FieldRule | None = None
+) -> list[Problem]:
+    """Problems with one media item given as bytes (or read from a file): type, size, image size
+    (``rule``: the slot's own limits, where its endpoint narrows the defaults)."""
     info = _sniff.sniff(data[: 256 * 1024])
+    limit = rule.max_bytes if rule is not None else _rules.MAX_MEDIA_BYTES
     problems: list[Problem] = []
     if info is None or info.kind != kind:
-        expected = "PNG, JPEG or WebP image" if kind == "image" else "MP4, MOV or AVI video"
-        found = f"a {info.kind} ({info.mime})" if info is not None else "not a recognized format"
-        problems.append(Problem(where, f"expected a {expected}{label}, but the data is {found}", _FORMAT))
-    if len(data) > _rules.MAX_MEDIA_BYTES:
+        found = _sniff.describe(data[:64]) if info is not None else "not a recognized format"
         problems.append(
-            Problem(where, f"is {megabytes(len(data))}{label}; at most {megabytes(_rules.MAX_MEDIA_BYTES)}")
+            Problem(where, f"expected {_EXPECTED_MEDIA[kind]}{label}, but the data is {found}", _FORMAT)
         )
+    if len(data) > limit:
+        problems.append(Problem(where, f"is {megabytes(len(data))}{label}; at most {megabytes(limit)}"))
     if info is not None and info.kind == "image" == kind:
-        problems.extend(_image_size_problems(info, where, label))
+        problems.extend(_image_size_problems(info, where, label, rule or _DEFAULT_IMAGE))
     return problems
 
 
-def _image_size_problems(info: _sniff.MediaInfo, where: str, label: str) -> list[Problem]:
+def _image_size_problems(
+    info: _sniff.MediaInfo, where: str, label: str, rule: _rules.FieldRule
+) -> list[Problem]:
     if info.width is None or info.height is None:
         return []
     w, h = info.width, info.height
-    side = _rules.MIN_IMAGE_SIDE
+    side = rule.min_side
     if w < side or h < side:
         return [Problem(where, f"image is {w}x{h} px{label}; each side must be at least {side} px", _SIZE)]
-    if max(w, h) > _rules.MAX_IMAGE_ASPECT * min(w, h):
-        return [Problem(where, f"image is {w}x{h} px{label}; its aspect must be between 1:4 and 4:1", _SIZE)]
+    if rule.max_side is not None and max(w, h) > rule.max_side:
+        return [
+            Problem(where, f"image is {w}x{h} px{label}; each side must be at most {rule.max_side} px", _SIZE)
+        ]
+    if max(w, h) > rule.max_aspect * min(w, h):
+        ratio = f"1:{rule.max_aspect:g} and {rule.max_aspect:g}:1"
+        return [Problem(where, f"image is {w}x{h} px{label}; its aspect must be between {ratio}", _SIZE)]
     return []
 
 
@@ -771,4 +801,243 @@ def estimated_body_size(request: Request) -> int:
             total += len(item) + 4
         elif isinstance(item, bytes):
             total += (len(item) + 2) // 3 * 4 + 40
+    return total
+
+
+# --- the kinds described field by field (``_rules.KIND_RULES``) ----------------------------------
+
+
+def check_spec_request(request: object, rule: _rules.KindRule) -> None:
+    """Raise :class:`RequestValidationError` listing every problem with ``request``, a request of
+    an endpoint described field by field (``rule``)."""
+    problems = spec_request_problems(request, rule)
+    if problems:
+        raise RequestValidationError(problems, subject=request_label(request))
+
+
+def spec_request_problems(request: object, rule: _rules.KindRule) -> list[Problem]:
+    """Every problem with a request of ``rule``'s endpoint, in the docs' field order: each field's
+    type, presence, choices, range, length and count; its media; the model's row; the groups of
+    fields of which one is needed; and the body size."""
+    out: list[Problem] = []
+    for field in rule.fields:
+        _check_field(field, getattr(request, field.attribute, None), field.name, out)
+    for group in rule.one_of:
+        if all(getattr(request, _attribute(rule, name), None) is None for name in group):
+            out.append(Problem(group[0], f"{rule.endpoint} needs {' or '.join(group)}", _LACKING))
+    if rule.models is not None:
+        model = getattr(request, "model", None)
+        row = rule.models.get(model) if isinstance(model, str) else None
+        if row is not None:
+            _check_model_row(request, row, out)
+    if rule.endpoint == "timing2audio":
+        _check_timing(request, out)
+    _check_body_size(request, out)
+    return out
+
+
+def _attribute(rule: _rules.KindRule, name: str) -> str:
+    field = rule.field(name)
+    return field.attribute if field is not None else name
+
+
+def _check_field(field: _rules.FieldRule, value: object, where: str, out: list[Problem]) -> None:
+    if value is None:
+        if field.required:
+            out.append(Problem(where, "is required", _LACKING))
+        return
+    kind = field.type
+    if kind == "str":
+        _check_str(field, value, where, out)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            out.append(Problem(where, f"expected true or false, got {_type_name(value)}"))
+    elif kind in ("int", "number"):
+        _check_number(field, value, where, out)
+    elif kind in ("image", "video", "audio"):
+        _check_media_item(field, kind, value, where, out)
+    elif kind in ("images", "strs", "objects"):
+        if not isinstance(value, tuple):
+            out.append(Problem(where, f"expected a list, got {_type_name(value)}"))
+            return
+        _check_count(field, value, where, out)
+        for i, item in enumerate(value):
+            at = f"{where}[{i}]"
+            if kind == "images":
+                _check_media_item(field, "image", item, at, out)
+            elif kind == "strs":
+                _check_str(_item_rule(field), item, at, out)
+            else:
+                _check_object(field, item, at, out)
+
+
+def _item_rule(field: _rules.FieldRule) -> _rules.FieldRule:
+    """The rule of one item of a list of strings: its choices, none of the list's counts."""
+    return _rules.FieldRule(name=field.name, type="str", choices=field.choices)
+
+
+def _check_str(field: _rules.FieldRule, value: object, where: str, out: list[Problem]) -> None:
+    if not isinstance(value, str):
+        out.append(Problem(where, f"expected a string, got {_type_name(value)}"))
+        return
+    why = _unicode_problem(value)
+    if why is not None:
+        out.append(Problem(where, why))
+        return
+    if field.required and not value.strip():
+        out.append(Problem(where, "is required and must not be empty", _LACKING))
+        return
+    if field.choices and value not in field.choices:
+        out.append(Problem(where, f"expected one of {', '.join(field.choices)}, got {value!r}"))
+    if field.url and not is_http_url(value):
+        out.append(Problem(where, f"expected an http(s) URL, got {value!r}"))
+    length = _weighted_length(value) if field.weighted else len(value)
+    unit = " (CJK characters count two)" if field.weighted else ""
+    if field.max_chars is not None and length > field.max_chars:
+        out.append(Problem(where, f"is {length} characters{unit}; at most {field.max_chars} allowed"))
+    if field.min_chars is not None and length < field.min_chars:
+        out.append(Problem(where, f"is {length} characters{unit}; at least {field.min_chars} needed"))
+
+
+def _weighted_length(text: str) -> int:
+    """Length with CJK characters counted two (lip-sync: 4-2000 characters, 2-1000 CJK ones)."""
+    return len(text) + sum(1 for c in text if _is_cjk(c))
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x2E80 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+        or 0xFF00 <= code <= 0xFFEF
+    )
+
+
+def _check_number(field: _rules.FieldRule, value: object, where: str, out: list[Problem]) -> None:
+    integral = field.type == "int"
+    if isinstance(value, bool) or not isinstance(value, int if integral else int | float):
+        out.append(
+            Problem(where, f"expected {'an integer' if integral else 'a number'}, got {_type_name(value)}")
+        )
+        return
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        out.append(Problem(where, f"expected a finite number, got {value!r}"))
+        return
+    low, high = field.lowest, field.highest
+    if (low is not None and number < low) or (high is not None and number > high):
+        if low is not None and high is not None:
+            span = f"between {low:g} and {high:g}"
+        else:
+            span = f"at least {low:g}" if low is not None else f"at most {high:g}"
+        out.append(Problem(where, f"must be {span}, got {value!r}"))
+
+
+def _check_count(field: _rules.FieldRule, value: tuple[object, ...], where: str, out: list[Problem]) -> None:
+    count = len(value)
+    if field.required and count == 0:
+        out.append(Problem(where, "is required and must not be empty", _LACKING))
+    elif count < field.min_items or (field.max_items is not None and count > field.max_items):
+        most = (
+            ""
+            if field.max_items is None
+            else f"-{field.max_items}"
+            if field.max_items != field.min_items
+            else ""
+        )
+        out.append(
+            Problem(
+                where, f"has {count} item{'' if count == 1 else 's'}; {field.min_items}{most} allowed", _COUNT
+            )
+        )
+
+
+def _check_media_item(
+    field: _rules.FieldRule, kind: str, item: object, where: str, out: list[Problem]
+) -> None:
+    if isinstance(item, str):
+        out.extend(_media_string_problems(item, kind, where, "", field))
+    elif isinstance(item, bytes):
+        out.extend(media_bytes_problems(item, kind, where, rule=field))
+    elif isinstance(item, Path):
+        if "\0" in str(item):
+            out.append(Problem(where, "a file name cannot contain a NUL character"))
+    else:
+        out.append(Problem(where, f"expected a URL, data URI, Path or bytes, got {_type_name(item)}"))
+
+
+def _check_object(field: _rules.FieldRule, item: object, where: str, out: list[Problem]) -> None:
+    if not all(hasattr(item, sub.attribute) for sub in field.fields):
+        out.append(Problem(where, f"expected a {field.object_name or 'object'}, got {_type_name(item)}"))
+        return
+    for sub in field.fields:
+        _check_field(sub, getattr(item, sub.attribute), f"{where}.{sub.name}", out)
+
+
+def _check_model_row(request: object, row: _rules.ModelRule, out: list[Problem]) -> None:
+    """The fields one model narrows: resolution, aspect ratio, how many images."""
+    resolution = getattr(request, "resolution", None)
+    if isinstance(resolution, str) and row.resolutions and resolution not in row.resolutions:
+        out.append(
+            Problem("resolution", f"{row.name} takes {', '.join(row.resolutions)}, got {resolution!r}")
+        )
+    aspect = getattr(request, "aspect_ratio", None)
+    if isinstance(aspect, str) and row.aspect_ratios and aspect not in row.aspect_ratios:
+        out.append(
+            Problem("aspect_ratio", f"{row.name} takes {', '.join(row.aspect_ratios)}, got {aspect!r}")
+        )
+    images = getattr(request, "images", None)
+    if isinstance(images, tuple) and not row.min_images <= len(images) <= row.max_images:
+        out.append(
+            Problem(
+                "images",
+                f"{row.name} takes {row.min_images}-{row.max_images} images, got {len(images)}",
+                _COUNT,
+            )
+        )
+
+
+def _check_timing(request: object, out: list[Problem]) -> None:
+    """Each sound event lies within the clip, and starts before it ends (§15.1)."""
+    duration = getattr(request, "duration", None)
+    length = _number(duration) or 10.0
+    events = getattr(request, "timing_prompts", None)
+    if not isinstance(events, tuple):
+        return
+    for i, event in enumerate(events):
+        start, end = _number(getattr(event, "from_", None)), _number(getattr(event, "to", None))
+        if start is None or end is None:
+            continue
+        if start >= end:
+            out.append(
+                Problem(f"timing_prompts[{i}]", f"starts at {start:g} s, not before its end at {end:g} s")
+            )
+        if end > length:
+            out.append(Problem(f"timing_prompts[{i}].to", f"is {end:g} s, past the clip's {length:g} s"))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def spec_body_size(request: object, rule: _rules.KindRule) -> int:
+    """The JSON body size of a request of ``rule``'s endpoint, as :func:`estimated_body_size`."""
+    return 512 + _fields_size(request, rule.fields)
+
+
+def _fields_size(item: object, fields: tuple[_rules.FieldRule, ...]) -> int:
+    total = 0
+    for field in fields:
+        value = getattr(item, field.attribute, None)
+        values = value if isinstance(value, tuple) else (value,)
+        for one in values:
+            if field.type == "objects":
+                total += _fields_size(one, field.fields) + 8
+            elif isinstance(one, str):
+                total += json_text_size(one) + len(field.name) + 4
+            elif isinstance(one, bytes):
+                total += (len(one) + 2) // 3 * 4 + 40
+            elif one is not None:
+                total += 24 + len(field.name)
     return total
