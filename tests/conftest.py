@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# The PostgreSQL fixtures: a throwaway server per session, a fresh database per test.
+from pg_cluster import postgres_cluster, postgres_dsn  # noqa: F401
+
 import vidu_async as vidu
 
 FIXTURES = Path(__file__).parent / "fixtures"

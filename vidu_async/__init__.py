@@ -95,7 +95,7 @@ from .exceptions import (
     TaskFailedError,
     ViduError,
 )
-from .journal import Journal, JournalEntry, SQLiteJournal
+from .journal import Journal, JournalEntry, PostgresJournal, SQLiteJournal
 
 __all__ = [
     "CHINA_BASE_URL",
@@ -125,6 +125,7 @@ __all__ = [
     "Media",
     "MultiFrame",
     "PollPolicy",
+    "PostgresJournal",
     "PromptSuggestion",
     "PromptSuggestions",
     "Reference2Image",

@@ -8,6 +8,8 @@ module          owns
 ==============  ===================================================================
 ``_protocol``   ``Journal``, ``JournalEntry``, ``JournalStats``, the states every store shares
 ``_sqlite``     ``SQLiteJournal``, the embedded default: one file, one writer, group commit
+``_postgres``   ``PostgresJournal``: one batch shared by many workers (leases, fencing, slots);
+                asyncpg, imported only when one is built (the ``postgres`` extra)
 ==============  ===================================================================
 
 This package imports only the model layer, ``_convert`` and the leaves: the engine depends on it,
@@ -16,14 +18,30 @@ never the other way round.
 
 from __future__ import annotations
 
+from ._postgres import (
+    Adopted,
+    BatchItem,
+    BatchSummary,
+    Claim,
+    LeaseLostError,
+    PostgresJournal,
+    SendRefusedError,
+)
 from ._protocol import STATE_INTENT, STATE_SUBMITTED, Journal, JournalEntry, JournalStats
 from ._sqlite import SQLiteJournal
 
 __all__ = [
     "STATE_INTENT",
     "STATE_SUBMITTED",
+    "Adopted",
+    "BatchItem",
+    "BatchSummary",
+    "Claim",
     "Journal",
     "JournalEntry",
     "JournalStats",
+    "LeaseLostError",
+    "PostgresJournal",
     "SQLiteJournal",
+    "SendRefusedError",
 ]
