@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 import anyio
+import attrs
 
 from . import _convert, _http, _validate, callbacks
 from ._batch import Batch, BatchInput, JournalLike
@@ -35,7 +36,20 @@ from ._config import (
 from ._download import Downloader
 from ._events import Hook
 from ._limits import RateLimiter, in_flight_limit
-from ._models import REQUEST_TYPES, Credits, Request, Task, TaskState
+from ._models import (
+    REQUEST_TYPES,
+    ClonedVoice,
+    CloneVoiceRequest,
+    Credits,
+    Media,
+    PromptRequest,
+    PromptSuggestions,
+    Request,
+    Speech,
+    SpeechRequest,
+    Task,
+    TaskState,
+)
 from ._poll import Poller
 from ._secret import Secret
 from ._submit import Submitter
@@ -250,8 +264,9 @@ class ViduClient:
 
         Args:
             request: A request of any kind (:class:`Reference2Video`, :class:`Text2Video`,
-                :class:`Img2Video`, :class:`StartEnd2Video`), or a ``reference2video`` body in
-                Vidu's own JSON shape (validated the same way).
+                :class:`Template`, :class:`Text2Audio`...), or a body in Vidu's own JSON shape
+                (validated the same way): a ``reference2video`` body, or any kind's body naming
+                its endpoint in ``"endpoint"``.
             timeout: Seconds for the whole submission, retries included (``None``: attempts bound it).
 
         Returns:
@@ -438,7 +453,7 @@ class ViduClient:
         """Submit a task and wait for it: the one call for "give me this video".
 
         Args:
-            request: The request (of any kind, or a ``reference2video`` body in Vidu's JSON shape).
+            request: The request (of any kind, or a body in Vidu's JSON shape, as for :meth:`submit`).
             timeout: Seconds for the whole thing, computed once (``None``: ``PollPolicy.timeout``,
                 48 h for off-peak requests).
             cancel_remote: On timeout or cancellation, ask Vidu to cancel the task.
@@ -449,13 +464,144 @@ class ViduClient:
         """
         self._require_open()
         if not isinstance(request, REQUEST_TYPES):
-            request = _convert.request_from_json(request)
+            request = _convert.request_from_body(request)
         deadline = _deadline(self.poll.timeout_for(timeout, request.is_off_peak))
         task, _ = await self._submitter.submit(request, deadline=deadline)
         callback = request.callback_url is not None or self.callback_url is not None
         return await self._wait(
             task.id, deadline=deadline, cancel_remote=cancel_remote, known=task, callback=callback
         )
+
+    # --- the synchronous endpoints ----------------------------------------------------------
+
+    async def text_to_speech(
+        self,
+        text: str,
+        *,
+        voice_id: str,
+        speed: float | None = None,
+        volume: int | None = None,
+        pitch: int | None = None,
+        emotion: str | None = None,
+        pronunciations: Sequence[str] | None = None,
+        payload: str | None = None,
+        timeout: float | None = None,
+    ) -> Speech:
+        """Read ``text`` aloud (``POST /ent/v2/audio-tts``): the audio's URL, usually at once.
+
+        Args:
+            text: Under 10,000 characters; a new line is a paragraph, ``<#0.5#>`` a pause.
+            voice_id: A voice of Vidu's list, or one made by :meth:`clone_voice`.
+            speed: 0.5-2 (1 is normal).
+            volume: 0-10 (0 is normal).
+            pitch: -12 to 12 semitones (0 is the voice's own).
+            emotion: ``happy``, ``sad``, ``angry``, ``fearful``, ``disgusted``, ``surprised`` or
+                ``calm`` (chosen from the text when left out).
+            pronunciations: Overrides such as ``"omg/oh my god"`` (``pronunciation_dict_tone``).
+            payload: Your own text, echoed back.
+            timeout: Seconds for the whole call (``None``: ``PollPolicy.timeout``).
+
+        Returns:
+            The speech; ``file_url`` is the audio (its link expires like creations' links). Should Vidu answer before
+            the audio is ready, the task is waited for and its creation's URL taken.
+
+        Raises:
+            RequestValidationError: a documented rule is broken; nothing was sent.
+            APIError: Vidu refused it.
+            SubmitOutcomeUnknownError: the call bills, and its answer was lost: it is not sent
+                again (it may have been charged).
+        """
+        request = SpeechRequest(
+            text=text,
+            voice_setting_voice_id=voice_id,
+            voice_setting_speed=speed,
+            voice_setting_volume=volume,
+            voice_setting_pitch=pitch,
+            voice_setting_emotion=emotion,
+            pronunciation_dict_tone=None if pronunciations is None else tuple(pronunciations),
+            payload=payload,
+        )
+        deadline = _deadline(self.poll.timeout_for(timeout, None))
+        self._require_open()
+        speech = await self._submitter.call_sync(request, Speech, deadline=deadline)
+        if speech.file_url or speech.state is TaskState.SUCCESS:
+            return speech
+        task = await self._wait(speech.task_id, deadline=deadline, cancel_remote=False, known=None)
+        return attrs.evolve(speech, state=task.state, file_url=_first_url(task))
+
+    async def clone_voice(
+        self,
+        audio: Media,
+        *,
+        voice_id: str,
+        text: str,
+        prompt_audio: Media | None = None,
+        prompt_text: str | None = None,
+        payload: str | None = None,
+        timeout: float | None = None,
+    ) -> ClonedVoice:
+        """Clone a voice from a sample (``POST /ent/v2/audio-clone``) and read ``text`` with it.
+
+        Args:
+            audio: The sample (``audio_url``): 10 s to 5 min of MP3, M4A or WAV, a URL, a
+                ``Path`` or ``bytes``.
+            voice_id: The new voice's name, your choice: a letter first, then letters, digits,
+                ``-`` and ``_``; unique in your organization.
+            text: A preview of at most 1000 characters, read with the new voice.
+            prompt_audio: A short clip (under 8 s) that improves the likeness.
+            prompt_text: What ``prompt_audio`` says, ending with punctuation.
+            payload: Your own text, echoed back.
+            timeout: Seconds for the whole call (``None``: ``PollPolicy.timeout``).
+
+        Returns:
+            The voice (``voice_id`` for :meth:`text_to_speech` and :class:`LipSync`) and the
+            preview's URL (``demo_audio``); a clone still queueing is waited for.
+
+        Raises:
+            RequestValidationError, APIError, SubmitOutcomeUnknownError: as :meth:`text_to_speech`.
+        """
+        request = CloneVoiceRequest(
+            audio_url=audio,
+            voice_id=voice_id,
+            prompt_audio_url=prompt_audio,
+            prompt_text=prompt_text,
+            text=text,
+            payload=payload,
+        )
+        deadline = _deadline(self.poll.timeout_for(timeout, None))
+        self._require_open()
+        voice = await self._submitter.call_sync(request, ClonedVoice, deadline=deadline)
+        if voice.demo_audio or voice.state is TaskState.SUCCESS:
+            return voice
+        task = await self._wait(voice.task_id, deadline=deadline, cancel_remote=False, known=None)
+        return attrs.evolve(voice, state=task.state, demo_audio=_first_url(task))
+
+    async def recommend_prompts(
+        self,
+        image: Media,
+        *,
+        types: Sequence[Literal["template", "img2video"]] = ("img2video", "template"),
+        count: int | None = None,
+        resolution: str | None = None,
+        timeout: float | None = None,
+    ) -> PromptSuggestions:
+        """Ideas for animating ``image`` (``POST /ent/v2/img2video-prompt-recommendation``):
+        prompts for :class:`Img2Video`, and templates with a ready prompt for :class:`Template`.
+
+        Args:
+            image: The image: a URL, a data URI, a ``Path`` or ``bytes``.
+            types: Which ideas: ``img2video`` prompts, ``template`` suggestions, or both.
+            count: Ideas per type, 1-10 (Vidu's default 5).
+            resolution: ``360p`` or ``720p``, where templates differ by resolution.
+            timeout: Seconds for the call, retries included.
+
+        Raises:
+            RequestValidationError: a documented rule is broken; nothing was sent.
+            APIError: Vidu refused it.
+        """
+        request = PromptRequest(images=(image,), type=tuple(types), count=count, resolution=resolution)
+        self._require_open()
+        return await self._submitter.call_sync(request, PromptSuggestions, deadline=_deadline(timeout))
 
     # --- callbacks ---------------------------------------------------------------------------
 
@@ -629,3 +775,8 @@ class ViduClient:
             input_id=input_id,
             download_to=download_to,
         )
+
+
+def _first_url(task: Task) -> str:
+    """The URL of a task's first creation ("" when it has none)."""
+    return next((c.url for c in task.creations if c.url), "")

@@ -50,6 +50,7 @@ __all__ = [
     "converter",
     "dumps",
     "parse_timestamp",
+    "request_from_body",
     "request_from_json",
     "request_to_json",
     "structure_credits",
@@ -710,6 +711,37 @@ def request_from_json(
     if problems:
         raise RequestValidationError(problems, subject=what)
     return request
+
+
+def request_from_body(body: object, *, what: str = "request", endpoint: str | None = None) -> Request:
+    """A request from a body in Vidu's JSON shape that may name its endpoint (``"endpoint":
+    "img2video"``, as a job file's line may); without one it is ``endpoint``, else a
+    ``reference2video`` body.
+
+    Raises:
+        RequestValidationError: as :func:`request_from_json`; also an ``endpoint`` that is not a
+            string, or that contradicts ``endpoint``.
+    """
+    if isinstance(body, Mapping) and "endpoint" in body:
+        named = body["endpoint"]
+        if not isinstance(named, str) or (
+            endpoint is not None and kind_named(endpoint) != _kind_or_none(named)
+        ):
+            shown = f"{named!r} (expected {endpoint!r})" if isinstance(named, str) else _json_type(named)
+            raise RequestValidationError(
+                [Problem("endpoint", f"unexpected endpoint {shown}", "BadRequest")], subject=what
+            )
+        return request_from_json(
+            {k: v for k, v in body.items() if k != "endpoint"}, endpoint=named, what=what
+        )
+    return request_from_json(body, endpoint=endpoint or DEFAULT_ENDPOINT, what=what)
+
+
+def _kind_or_none(name: str) -> object:
+    try:
+        return kind_named(name)
+    except ValueError:
+        return None
 
 
 def sync_request_from_json(body: object, *, endpoint: str, what: str = "request") -> Any:

@@ -8,10 +8,10 @@ to one exception class; both observed error-body shapes (int or string ``code``)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -153,6 +153,42 @@ def encode_create_body(request: Request, *, overrides: Mapping[str, str] | None 
             subject=_validate.request_label(request),
         )
     return body
+
+
+#: The synchronous endpoints whose call is free to repeat: prompt ideas are read, not billed (their
+#: answer carries no ``credits``, vidu-api-endpoints.md §18.2). Speech and voice clones bill
+#: (§16.2, §17.1), so a call of theirs is never sent again after an unknown outcome.
+_READ_ONLY_SYNC: Final = frozenset({"img2video-prompt-recommendation"})
+
+
+T = TypeVar("T")
+
+
+def build_sync(request: Request | Any, *, endpoint: str) -> ApiRequest:
+    """``POST /ent/v2/{endpoint}`` for a synchronous endpoint's request (``audio-tts``...): a
+    billing one is a create (not idempotent, create timeouts), prompt ideas a plain call.
+
+    Raises:
+        RequestValidationError: the body is over 20 MB. Nothing has been sent.
+    """
+    body = encode_create_body(request)
+    read_only = endpoint in _READ_ONLY_SYNC
+    return ApiRequest(
+        endpoint="prompts" if read_only else "create",
+        method="POST",
+        path=f"/ent/v2/{endpoint}",
+        body=body,
+        idempotent=read_only,
+    )
+
+
+def sync_reader(cls: type[T]) -> Callable[[ApiRequest, ApiResponse], T]:
+    """Reads a synchronous endpoint's answer as ``cls`` (``Speech``, ``ClonedVoice``...)."""
+
+    def read(request: ApiRequest, response: ApiResponse) -> T:
+        return _convert.structure_sync_result(read_json(request, response), cls)
+
+    return read
 
 
 def build_get_task(task_id: str) -> ApiRequest:

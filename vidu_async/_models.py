@@ -140,8 +140,9 @@ class _Request:
 
     def media_rule(self, where: str) -> _rules.FieldRule:
         """The rule of the media slot at ``where``: its kind (image, video, audio) and limits."""
-        kind = "video" if "videos[" in where else "image"
-        return _rules.FieldRule(name=where, type=kind, max_bytes=_rules.MAX_MEDIA_BYTES)
+        if "videos[" in where:
+            return _rules.FieldRule(name=where, type="video", max_bytes=_rules.MAX_MEDIA_BYTES)
+        return _rules.FieldRule(name=where, type="image", max_bytes=_rules.MAX_MEDIA_BYTES)
 
     def local_media(self) -> list[tuple[str, Media]]:
         """Every media item that is not a plain string (paths and bytes), with its JSON field path."""
@@ -716,9 +717,7 @@ class SpeechRequest(_SpecRequest):
     voice_setting_volume: int | None = None
     voice_setting_pitch: int | None = None
     voice_setting_emotion: str | None = None
-    pronunciation_dict_tone: tuple[str, ...] | None = attrs.field(
-        default=None, converter=lambda v: _as_tuple(v) if v is not None else None
-    )
+    pronunciation_dict_tone: tuple[str, ...] | None = attrs.field(default=None, converter=_as_tuple)
     payload: str | None = None
 
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 
@@ -33,6 +33,8 @@ from ._models import REQUEST_TYPES, Request, Task
 from .exceptions import APIError, SubmitOutcomeUnknownError, TransportError, ViduError
 
 __all__ = ["Submitter"]
+
+T = TypeVar("T")
 
 logger: Final = logging.getLogger("vidu_async")
 
@@ -93,7 +95,7 @@ class Submitter:
             TransportError: the service could not be reached, and nothing was sent.
         """
         if not isinstance(request, REQUEST_TYPES):
-            request = _convert.request_from_json(request)
+            request = _convert.request_from_body(request)
         kind = kind_of(request)
         overrides: dict[str, str] = {}
         if kind.payload and not request.payload:
@@ -135,6 +137,32 @@ class Submitter:
             attempts = max(attempts, exc.attempts)
             raise
         return task, max(attempts, 1)
+
+    async def call_sync(self, request: Any, result_type: type[T], *, deadline: float = math.inf) -> T:
+        """Call a synchronous endpoint (``request.ENDPOINT``: ``audio-tts``, ``audio-clone``,
+        ``img2video-prompt-recommendation``) and read its answer as ``result_type``.
+
+        A billing call whose answer was lost is never sent again: nothing in the task list finds
+        it, so its outcome is ``SubmitOutcomeUnknownError``.
+
+        Raises:
+            RequestValidationError: a local file cannot be used; nothing was sent.
+            APIError: Vidu refused it.
+            SubmitOutcomeUnknownError: a billing call may or may not have been made.
+            TransportError: the service could not be reached, and nothing was sent.
+        """
+        endpoint: str = request.ENDPOINT
+        call = await _media.prepare(request, lambda resolved: _http.build_sync(resolved, endpoint=endpoint))
+
+        async def unknown(exc: ViduError) -> T | Absent:
+            payload = getattr(request, "payload", None) or ""
+            raise SubmitOutcomeUnknownError(
+                payload, f"{endpoint} bills and cannot be looked up; not sent again"
+            ) from exc
+
+        return await self.caller.call(
+            call, _http.sync_reader(result_type), deadline=deadline, on_unknown=unknown
+        )
 
     async def reconcile(
         self, payload: str, request: Request, *, sent_at: float, deadline: float = math.inf

@@ -154,14 +154,20 @@ def _read_request_file(path: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CommandError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     if not isinstance(body, dict):
-        raise CommandError(f"{path}: expected a JSON object (a reference2video request body)")
+        raise CommandError(f"{path}: expected a JSON object (a request body)")
     return body
 
 
 async def _cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     body = _read_request_file(args.file)
+    named = body.pop("endpoint", None)
+    if named is not None and not isinstance(named, str):
+        raise CommandError(f'{args.file}: "endpoint" must be a string, like "img2video"')
+    if named is not None and args.endpoint is not None and named != args.endpoint:
+        raise CommandError(f"{args.file} names endpoint {named!r}, but --endpoint says {args.endpoint!r}")
+    endpoint = args.endpoint or named or "reference2video"
     try:
-        request = request_from_json(body, what=f"request in {args.file}")
+        request = request_from_json(body, endpoint=endpoint, what=f"request in {args.file}")
     except RequestValidationError as exc:
         raise CommandError(str(exc)) from None
     async with _client_for(args) as client:
@@ -400,10 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         parents=[common],
         help="create a task from a JSON request file",
-        description="Create a reference2video task from a request body in Vidu's JSON shape "
-        "(as in the API docs). The request is validated first; nothing is sent if it breaks a rule.",
+        description="Create a task from a request body in Vidu's JSON shape (as in the API docs): "
+        'a reference2video body, or another kind\'s with --endpoint (or an "endpoint" key in the '
+        "body). The request is validated first; nothing is sent if it breaks a rule.",
     )
     p.add_argument("file", help="the request body (JSON); '-' reads standard input")
+    p.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="the task kind: the path after /ent/v2/ (text2video, img2video, template, "
+        "reference2image, text2audio...; default reference2video)",
+    )
     p.add_argument("--wait", action="store_true", help="then follow the task until it finishes")
     p.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="with --wait: give up after this long"
