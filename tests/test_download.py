@@ -1,13 +1,16 @@
 """``ViduClient.download`` against the in-process emulator: whole files, covers and watermarked
 copies, refreshed links, resumed partial files, dropped connections, hostile ids, and files kept;
 and against small hostile servers: size bounds, stalls, encoded bodies, the wrong media, untrusted
-206 answers, creations sharing an id, and files already there that are not whole."""
+206 answers, creations sharing an id, files already there that are not whole, and images and audio
+named by their link, their Content-Type or their bytes, checked as what they are."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
 import shutil
+import struct
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +25,7 @@ from anyio.abc import SocketAttribute, SocketStream
 
 import vidu_async as vidu
 from vidu_async import Creation, Task, TaskState
-from vidu_async._download import creation_files
+from vidu_async._download import Downloader, _settle, creation_files
 from vidu_async.emulator import Emulator, EmulatorConfig
 from vidu_async.exceptions import DownloadError, TaskFailedError
 
@@ -799,3 +802,384 @@ class TestFilesAlreadyThere:
         assert seen == []
         assert paths == [path.resolve()]
         assert path.stat().st_mtime_ns == before
+
+
+# --- images and audio --------------------------------------------------------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _box(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(data)) + kind + data
+
+
+def _riff(form: bytes, chunk: bytes) -> bytes:
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + form + chunk
+
+
+#: A whole 1x1 PNG.
+PNG = (
+    b"\x89PNG\r\n\x1a\n"
+    + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    + _png_chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+    + _png_chunk(b"IEND", b"")
+)
+#: A WebP (lossless, 1x1) whose RIFF size is its size.
+WEBP = _riff(b"WEBP", b"VP8L" + struct.pack("<I", 5) + b"\x2f\x00\x00\x00\x00" + b"\x00")
+#: A 2x2 BMP.
+BMP = (
+    b"BM"
+    + struct.pack("<IHHI", 70, 0, 0, 54)
+    + struct.pack("<IiiHHIIiiII", 40, 2, 2, 1, 24, 0, 16, 0, 0, 0, 0)
+)
+BMP += b"\x00" * (70 - len(BMP))
+#: An MP3: an ID3 tag, then frames.
+MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + (b"\xff\xfb\x90\x00" + b"\x00" * 413) * 4
+#: A WAV of 100 silent samples whose RIFF size is its size.
+WAV = _riff(
+    b"WAVE",
+    b"fmt "
+    + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    + b"data"
+    + struct.pack("<I", 200)
+    + b"\x00" * 200,
+)
+#: An M4A: ISO BMFF with an audio brand, a moov and an mdat.
+M4A = (
+    _box(b"ftyp", b"M4A \x00\x00\x00\x00M4A isom") + _box(b"moov", b"\x00" * 8) + _box(b"mdat", b"\x00" * 32)
+)
+OCTETS = "application/octet-stream"
+STEM = f"{TASK_ID}-c1"
+
+
+def media_server(data: bytes, content_type: str = OCTETS) -> Handler:
+    """A handler serving ``data`` honestly (Range too) under ``content_type``, whatever is asked."""
+
+    async def serve(server: Hostile, request: web.Request) -> web.StreamResponse:
+        return await honest(request, data, content_type)
+
+    return serve
+
+
+def downloader_of(client: vidu.ViduClient) -> Downloader:
+    """The client's downloader, for a task of a known kind (``output=``), as a batch calls it."""
+    downloader: Downloader = client._downloader
+    return downloader
+
+
+class TestMediaNames:
+    """An image or audio file takes its suffix from its link's path, else the Content-Type served,
+    else its bytes, else its media's usual one; a video is always `.mp4`."""
+
+    @pytest.mark.parametrize(
+        ("output", "link", "data", "content_type", "name"),
+        [
+            pytest.param("image", "picture.jpg", COVER, "image/png", f"{STEM}.jpg", id="jpg-link-png-type"),
+            pytest.param("image", "picture.JPEG", COVER, OCTETS, f"{STEM}.jpeg", id="jpeg-link-upper-case"),
+            pytest.param("image", "picture.webp", WEBP, OCTETS, f"{STEM}.webp", id="webp-link"),
+            pytest.param("audio", "sound.wav", WAV, "audio/mpeg", f"{STEM}.wav", id="wav-link-mpeg-type"),
+            pytest.param("audio", "sound.m4a", M4A, OCTETS, f"{STEM}.m4a", id="m4a-link"),
+            pytest.param("video", "clip.mp4", SAMPLE, OCTETS, f"{STEM}.mp4", id="mp4-link"),
+        ],
+    )
+    async def test_suffix_of_the_link(
+        self, tmp_path: Path, output: str, link: str, data: bytes, content_type: str, name: str
+    ) -> None:
+        """A link whose path ends in one of the media's suffixes names the file so, whatever the
+        Content-Type says; the file is whole and nothing else is left."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            paths = await downloader_of(client).download(hostile_task(server, link), tmp_path, output=output)
+        assert [p.name for p in paths] == [name]
+        assert paths[0].read_bytes() == data
+        assert files_under(tmp_path) == set(paths)
+
+    @pytest.mark.parametrize(
+        ("output", "data", "content_type", "suffix"),
+        [
+            pytest.param("image", PNG, "image/png", ".png", id="image/png"),
+            pytest.param("image", COVER, "image/jpeg", ".jpg", id="image/jpeg"),
+            pytest.param("image", WEBP, "image/webp", ".webp", id="image/webp"),
+            pytest.param("image", BMP, "image/bmp", ".bmp", id="image/bmp"),
+            pytest.param("image", COVER, "IMAGE/JPEG; charset=binary", ".jpg", id="type-with-parameters"),
+            pytest.param("audio", MP3, "audio/mpeg", ".mp3", id="audio/mpeg"),
+            pytest.param("audio", WAV, "audio/wav", ".wav", id="audio/wav"),
+            pytest.param("audio", WAV, "audio/x-wav", ".wav", id="audio/x-wav"),
+            pytest.param("audio", M4A, "audio/mp4", ".m4a", id="audio/mp4"),
+            pytest.param("video", SAMPLE, "video/mp4", ".mp4", id="video/mp4"),
+        ],
+    )
+    async def test_suffix_of_the_content_type(
+        self, tmp_path: Path, output: str, data: bytes, content_type: str, suffix: str
+    ) -> None:
+        """A link without a suffix (`/file`, or one the media has not: `.bin`): the Content-Type names it."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            task = hostile_task(server, "file", "file.bin")
+            paths = await downloader_of(client).download(task, tmp_path, output=output)
+        assert [p.name for p in paths] == [f"{STEM}.0{suffix}", f"{STEM}.1{suffix}"]
+        assert all(p.read_bytes() == data for p in paths)
+        assert files_under(tmp_path) == set(paths)
+
+    @pytest.mark.parametrize(
+        ("output", "data", "suffix"),
+        [
+            pytest.param("image", PNG, ".png", id="png"),
+            pytest.param("image", COVER, ".jpg", id="jpeg-not-misnamed-png"),
+            pytest.param("audio", MP3, ".mp3", id="mp3"),
+            pytest.param("audio", WAV, ".wav", id="wav-not-misnamed-mp3"),
+            pytest.param("video", SAMPLE, ".mp4", id="mp4"),
+        ],
+    )
+    async def test_without_suffix_or_type(
+        self, tmp_path: Path, output: str, data: bytes, suffix: str
+    ) -> None:
+        """No suffix in the link and `application/octet-stream`: named by the bytes (the media's
+        usual suffix for a PNG, an MP3 or a video; `.jpg` for a JPEG, not `.png`)."""
+        async with hostile(media_server(data)) as (server, client):
+            paths = await downloader_of(client).download(
+                hostile_task(server, "file"), tmp_path, output=output
+            )
+        assert [p.name for p in paths] == [f"{STEM}{suffix}"]
+        assert paths[0].read_bytes() == data
+        assert files_under(tmp_path) == set(paths)
+
+    @pytest.mark.parametrize(
+        ("output", "url", "content_type", "sniffed", "expected"),
+        [
+            pytest.param("image", "https://x/a", None, None, ("image", ".png"), id="image-fallback"),
+            pytest.param("audio", "https://x/a", "", None, ("audio", ".mp3"), id="audio-fallback"),
+            pytest.param("video", "https://x/a.mov", None, None, ("video", ".mp4"), id="video-fallback"),
+            pytest.param(
+                "image", "https://x/a.mp3", "audio/mpeg", None, ("image", ".png"), id="other-media-hints"
+            ),
+            pytest.param(
+                "image", "https://x/a", "image/jpeg", "image/png", ("image", ".jpg"), id="type-before-bytes"
+            ),
+            pytest.param(
+                "audio", "https://x/a.ogg?x=.wav", "audio/flac", None, ("audio", ".ogg"), id="path-not-query"
+            ),
+            pytest.param(None, "https://x/a.wav", "image/png", None, ("audio", ".wav"), id="auto-by-link"),
+            pytest.param(
+                None, "https://x/a", "image/gif", None, ("image", ".png"), id="auto-by-unknown-type"
+            ),
+            pytest.param(
+                None, "https://x/a", "text/html", "image/jpeg", ("image", ".jpg"), id="auto-by-bytes"
+            ),
+            pytest.param(None, "https://x/a", "text/html", None, (None, ""), id="auto-untold"),
+        ],
+    )
+    def test_settled_name(
+        self,
+        output: str | None,
+        url: str,
+        content_type: str | None,
+        sniffed: str | None,
+        expected: tuple[str | None, str],
+    ) -> None:
+        """The order: the link's path, the Content-Type, the sniffed type, then the media's usual
+        suffix; hints of another media are ignored, and with no media given they tell it."""
+        assert _settle(output, url, content_type, sniffed) == expected
+
+    def test_names_before_serving(self) -> None:
+        """Before a file is served, its name has the link's suffix, else its media's usual one, else
+        (media unknown) none."""
+        task = Task(
+            id="t1",
+            state=TaskState.SUCCESS,
+            raw_state="success",
+            creations=(Creation(id="a", url="https://x/a.jpg"), Creation(id="b", url="https://x/b")),
+        )
+        assert [f.name for f in creation_files(task, output="image")] == ["t1-a.jpg", "t1-b.png"]
+        assert [f.name for f in creation_files(task, output="audio")] == ["t1-a.mp3", "t1-b.mp3"]
+        assert [f.name for f in creation_files(task)] == ["t1-a.jpg", "t1-b"]
+
+    async def test_unknown_output_is_refused(self, tmp_path: Path) -> None:
+        """An `output` that is no media is a ValueError, before anything is fetched."""
+        async with hostile(media_server(PNG)) as (server, client):
+            with pytest.raises(ValueError, match="gif"):
+                await downloader_of(client).download(hostile_task(server, "file"), tmp_path, output="gif")
+        assert server.requests == []
+
+
+class TestMediaKinds:
+    """Audio must sniff as audio and images as images, and be whole, before they take their name."""
+
+    @pytest.mark.parametrize(
+        ("data", "content_type", "got"),
+        [
+            pytest.param(HTML_PAGE, "audio/mpeg", "an HTML page, not audio", id="html-as-audio"),
+            pytest.param(PNG, "audio/mpeg", "a PNG image, not audio", id="png-as-audio"),
+            pytest.param(SAMPLE, "audio/mpeg", "an MP4 video, not audio", id="mp4-as-audio"),
+            pytest.param(b"", "audio/mpeg", "nothing", id="empty-as-audio"),
+            pytest.param(WAV[:-50], "audio/wav", "not whole", id="wav-cut-short"),
+        ],
+    )
+    async def test_audio_that_is_not_whole_audio_is_refused(
+        self, tmp_path: Path, data: bytes, content_type: str, got: str
+    ) -> None:
+        """An audio task's link serving something else, or a cut WAV (its length announced):
+        DownloadError naming the file and what came; no file, no `.part`, not asked again."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            with pytest.raises(DownloadError, match=got) as caught:
+                await downloader_of(client).download(hostile_task(server, "sound"), tmp_path, output="audio")
+        assert STEM in str(caught.value)
+        assert "not saved" in str(caught.value)
+        assert files_under(tmp_path) == set()
+        assert len(server.requests) == 1
+
+    @pytest.mark.parametrize(
+        ("data", "content_type", "got"),
+        [
+            pytest.param(HTML_PAGE, "image/png", "an HTML page, not an image", id="html-as-image"),
+            pytest.param(MP3, "image/png", "an MP3 audio file, not an image", id="mp3-as-image"),
+            pytest.param(PNG[:-12], "image/png", "not whole", id="png-without-iend"),
+        ],
+    )
+    async def test_image_that_is_not_a_whole_image_is_refused(
+        self, tmp_path: Path, data: bytes, content_type: str, got: str
+    ) -> None:
+        """An image task's link serving something else, or a PNG cut before its end: refused, nothing left."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            with pytest.raises(DownloadError, match=got):
+                await downloader_of(client).download(
+                    hostile_task(server, "picture"), tmp_path, output="image"
+                )
+        assert files_under(tmp_path) == set()
+
+    async def test_resumed_image_takes_its_served_name(self, tmp_path: Path) -> None:
+        """An image's `.part` (named `.png.part` before its type is known) is resumed with Range; the
+        JPEG it turns out to be is renamed to `.jpg`, and no `.part` is left."""
+        (tmp_path / f"{STEM}.png.part").write_bytes(COVER[:100])
+        async with hostile(media_server(COVER, "image/jpeg")) as (server, client):
+            paths = await downloader_of(client).download(
+                hostile_task(server, "picture"), tmp_path, output="image"
+            )
+        assert server.requests == [("/picture", "bytes=100-")]
+        assert [p.name for p in paths] == [f"{STEM}.jpg"]
+        assert paths[0].read_bytes() == COVER
+        assert files_under(tmp_path) == set(paths)
+
+
+class TestAutoMedia:
+    """`client.download` does not know the task's kind: each creation's media is told by its link,
+    the Content-Type served or its bytes, and checked as that media."""
+
+    @pytest.mark.parametrize(
+        ("link", "data", "content_type", "suffix"),
+        [
+            pytest.param("file", PNG, "image/png", ".png", id="png-by-type"),
+            pytest.param("file", COVER, "image/jpeg", ".jpg", id="jpeg-by-type"),
+            pytest.param("file", COVER, OCTETS, ".jpg", id="jpeg-by-bytes"),
+            pytest.param("picture.webp", WEBP, OCTETS, ".webp", id="webp-by-link"),
+            pytest.param("file", MP3, "audio/mpeg", ".mp3", id="mp3-by-type"),
+            pytest.param("file", WAV, OCTETS, ".wav", id="wav-by-bytes"),
+            pytest.param("file", SAMPLE, "video/mp4", ".mp4", id="video-by-type"),
+            pytest.param("file", SAMPLE, OCTETS, ".mp4", id="video-by-bytes"),
+            pytest.param("file", M4A, OCTETS, ".m4a", id="m4a-by-bytes-not-video"),
+        ],
+    )
+    async def test_media_told_by_what_is_served(
+        self, tmp_path: Path, link: str, data: bytes, content_type: str, suffix: str
+    ) -> None:
+        """An image served for an unknown kind becomes `.png`/`.jpg`, audio `.mp3`/`.wav`, a video `.mp4`."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            paths = await client.download(hostile_task(server, link), tmp_path)
+        assert [p.name for p in paths] == [f"{STEM}{suffix}"]
+        assert paths[0].read_bytes() == data
+        assert files_under(tmp_path) == set(paths)
+
+    async def test_video_task_stays_mp4(self, tmp_path: Path) -> None:
+        """A video from the emulator, downloaded with no kind given, is `.mp4` (and its cover `.jpg`)."""
+        async with running() as (_, client, _):
+            task = await finished(client)
+            paths = await client.download(task, tmp_path, cover=True)
+        stem = f"{task.id}-{task.creations[0].id}"
+        assert [p.name for p in paths] == [f"{stem}.mp4", f"{stem}-cover.jpg"]
+        assert_whole_video(paths[0])
+
+    @pytest.mark.parametrize(
+        ("link", "data", "content_type", "got"),
+        [
+            pytest.param("file", HTML_PAGE, "image/png", "an HTML page, not an image", id="html-typed-image"),
+            pytest.param("file", PNG, "audio/mpeg", "a PNG image, not audio", id="png-typed-audio"),
+            pytest.param("sound.mp3", SAMPLE, OCTETS, "an MP4 video, not audio", id="mp4-at-mp3-link"),
+            pytest.param(
+                "file", HTML_PAGE, "text/html", "an HTML page, not a video, an image or audio", id="html"
+            ),
+            pytest.param("file", b"\x00" * 64, OCTETS, "unrecognized bytes", id="unknown-bytes"),
+        ],
+    )
+    async def test_what_is_not_its_media_is_refused(
+        self, tmp_path: Path, link: str, data: bytes, content_type: str, got: str
+    ) -> None:
+        """Bytes that are not the media their link or type says, or no media at all: DownloadError
+        naming the file, nothing left, not asked again."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            with pytest.raises(DownloadError, match=got) as caught:
+                await client.download(hostile_task(server, link), tmp_path)
+        assert STEM in str(caught.value)
+        assert files_under(tmp_path) == set()
+        assert len(server.requests) == 1
+
+
+class TestFinishedMediaFoundAgain:
+    """A finished image or audio file is found on a re-run under the name it was given, though the
+    link does not say it: no request, the same path."""
+
+    @pytest.mark.parametrize(
+        ("output", "data", "content_type", "suffix"),
+        [
+            pytest.param("image", PNG, "image/png", ".png", id="image-png"),
+            pytest.param("image", COVER, "image/jpeg", ".jpg", id="image-jpeg"),
+            pytest.param("audio", WAV, "audio/x-wav", ".wav", id="audio-wav"),
+            pytest.param(None, COVER, "image/jpeg", ".jpg", id="auto-jpeg"),
+            pytest.param(None, MP3, "audio/mpeg", ".mp3", id="auto-mp3"),
+        ],
+    )
+    async def test_rerun_makes_no_request(
+        self, tmp_path: Path, output: str | None, data: bytes, content_type: str, suffix: str
+    ) -> None:
+        """Downloaded once from a link without a suffix: a second download finds `{stem}{suffix}`
+        whole and leaves it untouched."""
+        async with hostile(media_server(data, content_type)) as (server, client):
+            task = hostile_task(server, "file")
+            first = await downloader_of(client).download(task, tmp_path, output=output)
+            before = first[0].stat().st_mtime_ns
+            again = await downloader_of(client).download(task, tmp_path, output=output)
+        assert [p.name for p in first] == [f"{STEM}{suffix}"]
+        assert again == first
+        assert len(server.requests) == 1
+        assert first[0].stat().st_mtime_ns == before
+
+    async def test_rerun_of_the_client_finds_the_image(self, tmp_path: Path) -> None:
+        """Through `client.download` (no kind given) twice: one request, the same `.png`."""
+        async with hostile(media_server(PNG, "image/png")) as (server, client):
+            task = hostile_task(server, "file")
+            first = await client.download(task, tmp_path)
+            again = await client.download(task, tmp_path)
+        assert [p.name for p in again] == [f"{STEM}.png"]
+        assert again == first
+        assert len(server.requests) == 1
+
+    async def test_damaged_image_is_fetched_again(self, tmp_path: Path) -> None:
+        """The finished `.png` cut short since: deleted, fetched again, whole."""
+        async with hostile(media_server(PNG, "image/png")) as (server, client):
+            task = hostile_task(server, "file")
+            first = await downloader_of(client).download(task, tmp_path, output="image")
+            first[0].write_bytes(PNG[:-1])
+            again = await downloader_of(client).download(task, tmp_path, output="image")
+        assert again == first
+        assert again[0].read_bytes() == PNG
+        assert len(server.requests) == 2
+        assert files_under(tmp_path) == set(again)
+
+    async def test_file_of_another_media_is_not_taken(self, tmp_path: Path) -> None:
+        """A whole MP3 at the stem does not stand for an image task's file: the image is fetched."""
+        (tmp_path / f"{STEM}.mp3").write_bytes(MP3)
+        async with hostile(media_server(PNG, "image/png")) as (server, client):
+            paths = await downloader_of(client).download(
+                hostile_task(server, "file"), tmp_path, output="image"
+            )
+        assert [p.name for p in paths] == [f"{STEM}.png"]
+        assert len(server.requests) == 1

@@ -1,11 +1,19 @@
-"""Streaming downloads of a task's videos: to a temporary file, checked, then renamed into place.
+"""Streaming downloads of a task's creations: to a temporary file, checked, then renamed into place.
 
 A file is streamed in chunks to ``<name>.part`` beside its destination (written from a worker
 thread, so the event loop never waits on the disk) as the server sent it: ``Accept-Encoding:
 identity`` is asked and nothing is decompressed, so its size compares with the announced length.
-Only when it has that length, is the kind of media its name says (an ``.mp4`` an ISO BMFF video,
-a ``-cover.jpg`` an image) and is whole by its own structure (:func:`_sniff.why_incomplete`) is it
-renamed (``os.replace``) to its final name: a finished name is always a whole file.
+Only when it has that length, is the kind of media its name says (an ``.mp4`` an ISO BMFF video, a
+``.png``/``.jpg`` or ``-cover.jpg`` an image, an ``.mp3``/``.wav``... audio) and is whole by its
+own structure (:func:`_sniff.why_incomplete`) is it renamed (``os.replace``) to its final name: a
+finished name is always a whole file.
+
+Names: ``{task_id}-{creation_id}`` and a suffix. A video is ``.mp4``. The service documents no
+format for images and audio, so their suffix is settled once the file is served: the link path's
+own when it is one of the media's, else the ``Content-Type``'s, else the one its bytes sniff as,
+else ``.png``/``.mp3``. When the media itself is not known (``output=None``) it is told the same
+way (the link's suffix, the ``Content-Type``, the bytes). A finished file is found again under any
+of its media's suffixes, so a re-run does not fetch it again.
 
 Bounds (:class:`DownloadPolicy`): an announced or actual size over ``max_bytes`` is refused and its
 ``.part`` removed; a body slower than ``stall_bytes`` per ``stall_timeout`` is stopped and resumed.
@@ -48,12 +56,16 @@ _STALE_LINK: Final = frozenset({401, 403, 404, 410})
 _SAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _CONTENT_RANGE: Final = re.compile(r"bytes\s+(?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+|\*)", re.IGNORECASE)
 #: What each kind of file must sniff as before it is renamed into place, and its name in messages.
-_IMAGES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
+_IMAGES: Final = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp"})
+_VIDEOS: Final = frozenset({"video/mp4", "video/quicktime"})
 _ACCEPTED: Final = {
-    "video": frozenset({"video/mp4", "video/quicktime"}),
-    "watermarked": frozenset({"video/mp4", "video/quicktime"}),
+    "video": _VIDEOS,
+    "watermarked": _VIDEOS,
     "cover": _IMAGES,
     "image": _IMAGES,
+    "audio": frozenset(
+        {"audio/mpeg", "audio/wav", "audio/mp4", "audio/aac", "audio/ogg", "audio/flac", "audio/x-ms-wma"}
+    ),
 }
 _WANTED: Final = {
     "video": "an MP4 video",
@@ -61,13 +73,42 @@ _WANTED: Final = {
     "cover": "an image",
     "image": "an image",
     "audio": "audio",
+    None: "a video, an image or audio",
 }
-#: A task's main file by the media its kind produces: the suffixes taken from its link's path
-#: (the service documents none for images and audio), and the one used otherwise.
-_SUFFIXES: Final[dict[str, tuple[frozenset[str], str]]] = {
-    "video": (frozenset({".mp4"}), ".mp4"),
-    "image": (frozenset({".png", ".jpg", ".jpeg", ".webp"}), ".png"),
-    "audio": (frozenset({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac"}), ".mp3"),
+#: A task's main file by the media its kind produces: the suffixes taken as they are from its
+#: link's path or its type (the service documents none for images and audio), most usual first,
+#: and the one used when nothing tells. A video is always ``.mp4`` (the only video accepted).
+_SUFFIXES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "video": ((".mp4",), ".mp4"),
+    "image": ((".png", ".jpg", ".jpeg", ".webp", ".bmp"), ".png"),
+    "audio": ((".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac", ".wma"), ".mp3"),
+}
+#: The main file's media and suffix by a MIME type, as served in ``Content-Type`` or sniffed
+#: (with the aliases servers use).
+_TYPES: Final[dict[str, tuple[str, str]]] = {
+    "video/mp4": ("video", ".mp4"),
+    "video/quicktime": ("video", ".mp4"),
+    "image/png": ("image", ".png"),
+    "image/jpeg": ("image", ".jpg"),
+    "image/jpg": ("image", ".jpg"),
+    "image/pjpeg": ("image", ".jpg"),
+    "image/webp": ("image", ".webp"),
+    "image/bmp": ("image", ".bmp"),
+    "image/x-ms-bmp": ("image", ".bmp"),
+    "audio/mpeg": ("audio", ".mp3"),
+    "audio/mp3": ("audio", ".mp3"),
+    "audio/wav": ("audio", ".wav"),
+    "audio/x-wav": ("audio", ".wav"),
+    "audio/wave": ("audio", ".wav"),
+    "audio/vnd.wave": ("audio", ".wav"),
+    "audio/mp4": ("audio", ".m4a"),
+    "audio/x-m4a": ("audio", ".m4a"),
+    "audio/aac": ("audio", ".aac"),
+    "audio/x-aac": ("audio", ".aac"),
+    "audio/ogg": ("audio", ".ogg"),
+    "audio/flac": ("audio", ".flac"),
+    "audio/x-flac": ("audio", ".flac"),
+    "audio/x-ms-wma": ("audio", ".wma"),
 }
 #: Bytes read from the start of a file to tell its kind.
 _HEAD: Final = 64
@@ -88,26 +129,96 @@ def safe_name(text: str) -> str:
 
 @attrs.frozen
 class _File:
-    kind: str  # "video", "cover", "watermarked"
+    """One file of a task to fetch.
+
+    ``kind`` is ``"cover"`` or ``"watermarked"`` for those, else the main file's media (``"video"``,
+    ``"image"``, ``"audio"``), or ``None`` when it is told by what is served. The main file's suffix
+    is only settled once it is served (:func:`_settle`); ``suffix`` is the one its link's path gives,
+    else its media's usual one, else ``""`` (and its ``.part`` is named by that).
+    """
+
+    kind: str | None
     creation_id: str
     index: int  # the creation's position in the task
-    name: str
+    stem: str
+    suffix: str
+
+    @property
+    def name(self) -> str:
+        """The name as far as it is known before the file is served."""
+        return f"{self.stem}{self.suffix}"
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the name is fixed (a cover or watermarked copy), not settled by what is served."""
+        return self.kind in ("cover", "watermarked")
+
+    def candidates(self) -> list[tuple[str, str]]:
+        """Where a finished copy may already be: ``(name, kind to check it as)``, the likeliest first."""
+        if self.fixed:
+            assert self.kind is not None
+            return [(self.name, self.kind)]
+        media = (self.kind,) if self.kind is not None else tuple(_SUFFIXES)
+        found = [(suffix, m) for m in media for suffix in _SUFFIXES[m][0]]
+        found.sort(key=lambda pair: pair[0] != self.suffix)  # stable: the link's own suffix first
+        return [(f"{self.stem}{suffix}", m) for suffix, m in found]
 
 
-def _suffix(output: str, url: str) -> str:
-    """The main file's suffix: ``.mp4`` for a video; for an image or audio, the link's own when it
-    is one of that media's, else the media's usual one."""
-    known, default = _SUFFIXES[output]
-    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
-    return suffix if suffix in known else default
+def _path_suffix(url: str) -> str:
+    return PurePosixPath(urlsplit(url).path).suffix.lower()
+
+
+def _hinted(output: str | None, url: str) -> tuple[str, str] | None:
+    """The media and suffix the link's path gives (``.png`` for an image), if it is one of the
+    media's (any media's when ``output`` is ``None``)."""
+    suffix = _path_suffix(url)
+    for media, (known, _) in _SUFFIXES.items():
+        if suffix in known and output in (None, media):
+            return media, suffix
+    return None
+
+
+def _typed(output: str | None, mime: str | None) -> tuple[str, str] | None:
+    """The media and suffix a MIME type gives (``image/jpeg``: an image, ``.jpg``), if it is of
+    ``output`` (any media when ``None``). A served type of no known suffix still tells its media
+    (``image/gif``), with that media's usual suffix, when ``output`` is ``None``."""
+    if not mime:
+        return None
+    mime = mime.partition(";")[0].strip().lower()
+    found = _TYPES.get(mime)
+    if found is None and output is None and mime.partition("/")[0] in _SUFFIXES:
+        media = mime.partition("/")[0]
+        found = media, _SUFFIXES[media][1]
+    if found is None or output not in (None, found[0]):
+        return None
+    return found
+
+
+def _settle(
+    output: str | None, url: str, content_type: str | None, sniffed: str | None
+) -> tuple[str | None, str]:
+    """The main file's media and suffix once served: told by its link's path (when one of the
+    media's suffixes), else by the ``Content-Type`` served, else by the type its bytes sniff as,
+    else the media's usual suffix (``.mp4``, ``.png``, ``.mp3``).
+
+    With ``output`` ``None`` the media is unknown and told the same way; when nothing tells, it
+    stays ``None`` (and the file is refused).
+    """
+    for found in (_hinted(output, url), _typed(output, content_type), _typed(output, sniffed)):
+        if found is not None:
+            return found
+    if output is None:
+        return None, ""
+    return output, _SUFFIXES[output][1]
 
 
 def creation_files(
-    task: Task, *, cover: bool = False, watermarked: bool = False, output: str = "video"
+    task: Task, *, cover: bool = False, watermarked: bool = False, output: str | None = None
 ) -> list[_File]:
-    """The files to fetch for ``task``: ``{task_id}-{creation_id}.mp4`` for each creation (plus
-    ``-cover.jpg`` and ``-wm.mp4`` when asked and offered); a task of an image or audio kind
-    (``output``) names its files by that media (``.png``, ``.mp3``...).
+    """The files to fetch for ``task``: ``{task_id}-{creation_id}.mp4`` for each video creation
+    (plus ``-cover.jpg`` and ``-wm.mp4`` when asked and offered); a creation of an image or audio
+    kind (``output``) is named by that media (``.png``, ``.jpg``, ``.mp3``...). With ``output``
+    ``None`` the media is told by what is served, and the suffix is the link's own until then.
 
     Creations whose (sanitized) ids repeat within the task also carry their position,
     ``{task_id}-{creation_id}.{index}.mp4``, so that each has a file and a ``.part`` of its own;
@@ -123,11 +234,13 @@ def creation_files(
         if stem in repeated:
             stem = f"{stem}.{index}"  # safe names have no dot: this cannot meet another id's name
         if creation.url:
-            files.append(_File(output, creation.id, index, f"{stem}{_suffix(output, creation.url)}"))
+            hint = _hinted(output, creation.url)
+            suffix = hint[1] if hint else _SUFFIXES[output][1] if output is not None else ""
+            files.append(_File(output, creation.id, index, stem, suffix))
         if cover and creation.cover_url:
-            files.append(_File("cover", creation.id, index, f"{stem}-cover.jpg"))
+            files.append(_File("cover", creation.id, index, f"{stem}-cover", ".jpg"))
         if watermarked and creation.watermarked_url:
-            files.append(_File("watermarked", creation.id, index, f"{stem}-wm.mp4"))
+            files.append(_File("watermarked", creation.id, index, f"{stem}-wm", ".mp4"))
     return files
 
 
@@ -142,7 +255,7 @@ def _url_of(task: Task, file: _File) -> str:
     return ""
 
 
-def _pick(creation: Creation, kind: str) -> str:
+def _pick(creation: Creation, kind: str | None) -> str:
     if kind == "cover":
         return creation.cover_url
     return creation.watermarked_url if kind == "watermarked" else creation.url
@@ -188,25 +301,37 @@ class Downloader:
         *,
         cover: bool = False,
         watermarked: bool = False,
-        output: str = "video",
+        output: str | None = None,
     ) -> list[Path]:
         """Every file of ``task`` into ``dest``; returns their paths. Files already there are kept
-        when whole; any other is downloaded again."""
+        when whole; any other is downloaded again.
+
+        Args:
+            task: A finished task.
+            dest: The folder (created if needed).
+            cover: Also save each cover image.
+            watermarked: Also save each watermarked video, when the task has one.
+            output: The media of the task's kind (``"video"``, ``"image"``, ``"audio"``: its
+                ``TaskKind.output``); ``None`` when unknown: each creation's media is then told by
+                its link's suffix, the ``Content-Type`` served, or its bytes.
+        """
+        if output is not None and output not in _SUFFIXES:
+            raise ValueError(f"output must be one of {', '.join(_SUFFIXES)} or None, not {output!r}")
         folder = Path(dest)
         await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
         root = await anyio.to_thread.run_sync(folder.resolve)
         files = creation_files(task, cover=cover, watermarked=watermarked, output=output)
-        paths: list[Path] = [root / f.name for f in files]
-        for path in paths:
-            if root not in path.resolve().parents:  # cannot happen with safe names; checked anyway
-                raise DownloadError(f"refusing to write outside {root}: {path.name}")
+        for f in files:
+            for name, _ in f.candidates():
+                _inside(root, name)  # cannot fail with safe names; checked anyway
+        paths: dict[int, Path] = {}
         current = task
         results: dict[int, BaseException] = {}
 
         async def one(i: int) -> None:
             nonlocal current
             try:
-                current = await self._fetch(current, files[i], paths[i])
+                current, paths[i] = await self._fetch(current, files[i], root)
             except (ViduError, OSError) as exc:
                 results[i] = exc
 
@@ -217,14 +342,15 @@ class Downloader:
             first = results[min(results)]
             if isinstance(first, ViduError):
                 raise first
-            raise DownloadError(f"cannot write {paths[min(results)].name}: {first}") from first
-        return paths
+            raise DownloadError(f"cannot write {files[min(results)].name}: {first}") from first
+        return [paths[i] for i in range(len(files))]
 
-    async def _fetch(self, task: Task, file: _File, path: Path) -> Task:
-        """One file, resumed and refreshed as needed; returns the task as last read."""
-        if await anyio.to_thread.run_sync(_keep_existing, path, file.kind):
-            return task
-        part = path.with_name(path.name + PART_SUFFIX)
+    async def _fetch(self, task: Task, file: _File, root: Path) -> tuple[Task, Path]:
+        """One file, resumed and refreshed as needed; returns the task as last read and the path."""
+        kept = await anyio.to_thread.run_sync(_keep_existing, root, file)
+        if kept is not None:
+            return task, kept
+        part = root / f"{file.name}{PART_SUFFIX}"
         async with self._slots:
             refreshed = False
             for attempt in range(1, self._attempts + 1):
@@ -233,8 +359,7 @@ class Downloader:
                     task, refreshed = await self._refresh(task.id), True
                     continue
                 try:
-                    await self._stream(url, part, path, file.kind)
-                    return task
+                    return task, await self._stream(url, part, root, file)
                 except _StaleLink as stale:
                     if refreshed and attempt > 2:
                         raise DownloadError(
@@ -255,8 +380,9 @@ class Downloader:
                     await anyio.sleep(min(2.0, 0.2 * 2**attempt))
         raise DownloadError(f"{file.name}: gave up after {self._attempts} attempts")
 
-    async def _stream(self, url: str, part: Path, path: Path, kind: str) -> None:
-        """Fetch ``url`` into ``part`` (resuming it), check it, rename it to ``path``.
+    async def _stream(self, url: str, part: Path, root: Path, file: _File) -> Path:
+        """Fetch ``url`` into ``part`` (resuming it), check it, rename it to its name in ``root``
+        (for a main file, settled by what was served); returns that path.
 
         Raises:
             _StaleLink: the link is refused; a fresh one may work.
@@ -267,6 +393,7 @@ class Downloader:
             TransportError: the connection failed.
         """
         policy = self.policy
+        name = file.name
         have = await _size_of(part)
         if have > policy.max_bytes:  # not the start of any file that could be accepted
             await anyio.Path(part).unlink()
@@ -274,6 +401,7 @@ class Downloader:
         headers = {"Range": f"bytes={have}-"} if have else {}
         resumed = False
         total: int | None = None
+        served: str | None = None  # the Content-Type of the file (not of a 416's error body)
         # One deadline for the whole exchange, pushed back each time `stall_bytes` more arrive.
         watch = anyio.CancelScope(deadline=anyio.current_time() + policy.stall_timeout)
         with watch:
@@ -283,40 +411,48 @@ class Downloader:
                 if status == 416 and have:
                     if _total_of(response_headers) != have:
                         await anyio.Path(part).unlink()  # the partial file is not a prefix of this file
-                        raise DownloadError(f"{path.name}: the partial file did not match; starting again")
+                        raise DownloadError(f"{name}: the partial file did not match; starting again")
                     resumed, total = True, have  # the partial file is whole (a crash came before the rename)
                 elif status not in (200, 206):
-                    raise DownloadError(f"{path.name}: the download answered HTTP {status}")
+                    raise DownloadError(f"{name}: the download answered HTTP {status}")
                 else:
                     resumed = status == 206
-                    total = await self._announced(status, response_headers, have, part, path)
-                    await self._receive(chunks, part, path, have if resumed else 0, total, watch)
+                    served = response_headers.get("content-type")
+                    total = await self._announced(status, response_headers, have, part, name)
+                    await self._receive(chunks, part, name, have if resumed else 0, total, watch)
         if watch.cancelled_caught:
             raise DownloadError(
-                f"{path.name}: stalled (fewer than {policy.stall_bytes} bytes in "
+                f"{name}: stalled (fewer than {policy.stall_bytes} bytes in "
                 f"{policy.stall_timeout:g} s); will resume"
             )
+        kind = file.kind
+        if not file.fixed:
+            head = await anyio.to_thread.run_sync(_head_of, part)
+            info = sniff(head)
+            kind, suffix = _settle(file.kind, url, served, info.mime if info is not None else None)
+            name = f"{file.stem}{suffix}"
+        path = _inside(root, name)
         verdict = await anyio.to_thread.run_sync(_inspect, part, kind)
         if verdict is None:
             await anyio.to_thread.run_sync(os.replace, part, path)
-        elif total is None and verdict.cut_short:
+            return path
+        if total is None and verdict.cut_short:
             # No length was announced, so a dropped connection looks like the end of the body.
-            raise DownloadError(f"{path.name}: {verdict}; will resume")
-        elif resumed:  # the partial file may have been another file's: start over
+            raise DownloadError(f"{name}: {verdict}; will resume")
+        if resumed:  # the partial file may have been another file's: start over
             await anyio.Path(part).unlink(missing_ok=True)
-            raise DownloadError(f"{path.name}: after resuming, {verdict}; starting again")
-        else:
-            raise _Refused(f"{path.name}: {verdict}; not saved")
+            raise DownloadError(f"{name}: after resuming, {verdict}; starting again")
+        raise _Refused(f"{name}: {verdict}; not saved")
 
     async def _announced(
-        self, status: int, headers: Mapping[str, str], have: int, part: Path, path: Path
+        self, status: int, headers: Mapping[str, str], have: int, part: Path, name: str
     ) -> int | None:
         """The whole file's size as the headers of a 200 or 206 announce it (``None``: unknown),
         once the answer is found fit to write."""
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             raise _Refused(
-                f"{path.name}: the server sent it {encoding}-encoded though identity was asked; not saved"
+                f"{name}: the server sent it {encoding}-encoded though identity was asked; not saved"
             )
         length = _number(headers.get("content-length"))
         total: int | None = length
@@ -330,13 +466,13 @@ class Downloader:
                     if "content-range" in headers
                     else "no Content-Range"
                 )
-                raise DownloadError(f"{path.name}: a 206 answer to a request {asked} ({got}); starting again")
+                raise DownloadError(f"{name}: a 206 answer to a request {asked} ({got}); starting again")
             total = int(match["total"]) if match["total"] != "*" else None
             if total is None and length is not None:
                 total = have + length
         if total is not None and total > self.policy.max_bytes:
             raise _Refused(
-                f"{path.name}: the server announces {total} bytes, over DownloadPolicy.max_bytes "
+                f"{name}: the server announces {total} bytes, over DownloadPolicy.max_bytes "
                 f"({self.policy.max_bytes}); not saved"
             )
         return total
@@ -345,7 +481,7 @@ class Downloader:
         self,
         chunks: AsyncIterator[bytes],
         part: Path,
-        path: Path,
+        name: str,
         start: int,
         total: int | None,
         watch: anyio.CancelScope,
@@ -362,9 +498,9 @@ class Downloader:
                 written += len(chunk)
                 if written > limit:
                     raise _Refused(
-                        f"{path.name}: the server sent more than the {total} bytes it announced; not saved"
+                        f"{name}: the server sent more than the {total} bytes it announced; not saved"
                         if total is not None and total <= policy.max_bytes
-                        else f"{path.name}: the body goes past DownloadPolicy.max_bytes "
+                        else f"{name}: the body goes past DownloadPolicy.max_bytes "
                         f"({policy.max_bytes}); not saved"
                     )
                 await out.write(chunk)
@@ -376,7 +512,7 @@ class Downloader:
             with anyio.CancelScope(shield=True):  # closed even when the stall deadline cancels
                 await out.aclose()
         if total is not None and written < total:
-            raise DownloadError(f"{path.name}: got {written} bytes of {total}; will resume")
+            raise DownloadError(f"{name}: got {written} bytes of {total}; will resume")
 
 
 class _StaleLink(Exception):
@@ -416,9 +552,22 @@ class _Verdict:
         return self.problem
 
 
-def _inspect(path: Path, kind: str) -> _Verdict | None:
+def _inside(root: Path, name: str) -> Path:
+    path = root / name
+    if root not in path.resolve().parents:  # cannot happen with safe names; checked anyway
+        raise DownloadError(f"refusing to write outside {root}: {name}")
+    return path
+
+
+def _head_of(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(_HEAD)
+
+
+def _inspect(path: Path, kind: str | None) -> _Verdict | None:
     """Why the file at ``path`` is not a whole file of ``kind`` (``"got an HTML page, not an MP4
-    video"``, ``"not whole: ..."``), or ``None``. Reads a few headers only; runs in a worker thread."""
+    video"``, ``"not whole: ..."``), or ``None``; a ``kind`` of ``None`` (no media could be told)
+    is never whole. Reads a few headers only; runs in a worker thread."""
     with path.open("rb") as file:
         size = os.fstat(file.fileno()).st_size
 
@@ -428,24 +577,24 @@ def _inspect(path: Path, kind: str) -> _Verdict | None:
 
         head = read_at(0, _HEAD)
         info = sniff(head)
-        if kind == "audio":  # no audio signature is known here: refuse only what is plainly a page
-            if head.lstrip()[:1] in (b"<", b"{", b"["):
-                return _Verdict(f"got {describe(head)}, not {_WANTED[kind]}", cut_short=False)
-        elif info is None or info.mime not in _ACCEPTED[kind]:
+        if kind is None or info is None or info.mime not in _ACCEPTED[kind]:
             return _Verdict(f"got {describe(head)}, not {_WANTED[kind]}", cut_short=False)
         problem = why_incomplete(read_at, size)
         return None if problem is None else _Verdict(f"not whole: {problem}", cut_short=True)
 
 
-def _keep_existing(path: Path, kind: str) -> bool:
-    """Whether a file already at ``path`` is whole and of ``kind``, so kept; one that is not is
+def _keep_existing(root: Path, file: _File) -> Path | None:
+    """A whole copy of ``file`` already in ``root`` (for a main file, under any of its media's
+    suffixes, checked as the media its suffix says), or ``None``. A copy that is not whole is
     deleted, to be downloaded again. Runs in a worker thread."""
-    try:
-        verdict = _inspect(path, kind)
-    except FileNotFoundError:
-        return False
-    if verdict is None:
-        return True
-    logger.warning("%s: the file already there is not kept (%s); downloading it again", path.name, verdict)
-    path.unlink(missing_ok=True)
-    return False
+    for name, kind in file.candidates():
+        path = root / name
+        try:
+            verdict = _inspect(path, kind)
+        except FileNotFoundError:
+            continue
+        if verdict is None:
+            return path
+        logger.warning("%s: the file already there is not kept (%s); downloading it again", name, verdict)
+        path.unlink(missing_ok=True)
+    return None
