@@ -122,3 +122,54 @@ async def every_kind(image: Path) -> list[vidu.BatchResult]:
             async for result in batch:
                 results.append(result)
     return results
+
+
+async def the_other_kinds(image: Path, clip: Path, line: bytes) -> list[vidu.Task]:
+    """Every kind described field by field, the sync endpoints and their result types."""
+    requests: list[vidu.Request] = [
+        vidu.MultiFrame(
+            model="viduq2-turbo",
+            start_image=image,
+            image_settings=[
+                vidu.KeyFrame(key_image="https://e.com/1.png", prompt="turns", duration=3),
+                vidu.KeyFrame(key_image=b"\x89PNG..."),
+            ],
+            wm_position="bottom_left",
+        ),
+        vidu.Template(template="hugging", images=[image], aspect_ratio="9:16", area="auto", bgm=True),
+        vidu.TemplateStory(story="love_story", images=[image]),
+        vidu.Extend(model="viduq2-pro", video_creation_id="123", images=[image], duration=4),
+        vidu.Upscale(video_url=clip, upscale_resolution="4K"),
+        vidu.LipSync(
+            video_url="https://e.com/v.mp4", text="Hello there.", voice_id="v1", speed=1.2, volume=3
+        ),
+        vidu.LipSync(video_url=clip, audio_url=line, ref_photo_url=image),
+        vidu.Image2Dance(image_url=image, video_url="https://e.com/dance.mp4"),
+        vidu.Reference2Image(model="viduq2", prompt="A teapot.", images=[image], resolution="2K"),
+        vidu.Text2Audio(model="audio1.0", prompt="Rain.", duration=6.5, seed=1),
+        vidu.Timing2Audio(
+            model="audio1.0", timing_prompts=[vidu.TimingPrompt(from_=0.0, to=2.5, prompt="a door creaks")]
+        ),
+        vidu.request_from_json(
+            {"template": "hugging", "images": ["https://e.com/a.png"]}, endpoint="template"
+        ),
+    ]
+    frames: tuple[vidu.KeyFrame, ...] = (
+        requests[0].image_settings if isinstance(requests[0], vidu.MultiFrame) else ()
+    )
+    del frames
+    tasks: list[vidu.Task] = []
+    async with vidu.ViduClient("key") as client:
+        for request in requests:
+            tasks.append(await client.submit(request))
+        tasks.append(
+            await client.generate({"endpoint": "text2audio", "model": "audio1.0", "prompt": "Wind."})
+        )
+        speech: vidu.Speech = await client.text_to_speech("Hello.", voice_id="v1", speed=1.0, emotion="calm")
+        voice: vidu.ClonedVoice = await client.clone_voice(line, voice_id="narrator_01", text="Hi.")
+        ideas: vidu.PromptSuggestions = await client.recommend_prompts(image, types=["template"], count=3)
+        first: vidu.PromptSuggestion = ideas.prompts[0]
+        url: str = speech.file_url + voice.demo_audio + voice.voice_id + first.template + first.content
+        state: vidu.TaskState = speech.state
+        del url, state
+    return tasks
