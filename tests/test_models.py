@@ -866,7 +866,10 @@ class TestMediaBytes:
     def test_image_where_a_video_is_expected(self) -> None:
         """An image in a video slot is refused as well."""
         error = rejected(**flat_call(model="viduq2-pro", videos=[make_png(300, 300)]))
-        assert "expected an MP4, MOV or AVI video, but the data is a PNG image" in problem(error, "videos[0]").message
+        assert (
+            "expected an MP4, MOV or AVI video, but the data is a PNG image"
+            in problem(error, "videos[0]").message
+        )
 
     @pytest.mark.parametrize("data", [make_mp4(), make_mov()], ids=["mp4", "mov"])
     def test_video_bytes_accepted(self, data: bytes) -> None:

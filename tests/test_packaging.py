@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import vidu_async
 from vidu_async import emulator, exceptions, journal
 
@@ -72,3 +74,36 @@ class TestEntryPoints:
         """The ``vidu-async`` console script points at the CLI's main."""
         scripts = importlib.metadata.entry_points(group="console_scripts")
         assert [e.value for e in scripts if e.name == "vidu-async"] == ["vidu_async.cli:main"]
+
+
+class TestDesignNames:
+    """The public names DESIGN.md fixes (other tools are written against them) exist."""
+
+    KINDS = (
+        "Reference2Video", "Subject", "Text2Video", "Img2Video", "StartEnd2Video", "MultiFrame", "KeyFrame",
+        "Template", "TemplateStory", "Extend", "Upscale", "LipSync", "Image2Dance", "Reference2Image",
+        "Text2Audio", "Timing2Audio", "request_from_json",
+    )  # fmt: skip
+    CORE = (
+        "ViduClient", "Task", "TaskState", "Creation", "Credits", "Timeouts", "GLOBAL_BASE_URL", "CHINA_BASE_URL",
+        "__version__", "BatchResult", "PollPolicy", "RetryPolicy", "Journal", "SQLiteJournal", "PostgresJournal",
+    )  # fmt: skip
+    METHODS = (
+        "submit", "get_task", "cancel", "list_tasks", "get_credits", "aclose", "watch", "wait", "generate",
+        "generate_many", "download", "serve_callbacks", "text_to_speech", "clone_voice", "recommend_prompts",
+    )  # fmt: skip
+
+    @pytest.mark.parametrize("name", KINDS + CORE)
+    def test_exported(self, name: str) -> None:
+        assert name in vidu_async.__all__
+        assert getattr(vidu_async, name) is not None
+
+    @pytest.mark.parametrize("name", METHODS)
+    def test_client_method(self, name: str) -> None:
+        assert callable(getattr(vidu_async.ViduClient, name))
+
+    def test_every_kind_has_its_type_exported(self) -> None:
+        from vidu_async._kinds import KINDS
+
+        for kind in KINDS.values():
+            assert getattr(vidu_async, kind.request_type.__name__) is kind.request_type
