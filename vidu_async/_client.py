@@ -666,11 +666,14 @@ class ViduClient:
         *,
         cover: bool = False,
         watermarked: bool = False,
+        output: Literal["video", "image", "audio"] | None = None,
     ) -> list[Path]:
-        """Save every video of a finished task into the folder ``dest``.
+        """Save every creation (video, image or audio) of a finished task into the folder ``dest``.
 
-        Files are named ``{task_id}-{creation_id}.mp4`` (``-cover.jpg``, ``-wm.mp4`` when asked),
-        streamed to a ``.part`` file within :class:`DownloadPolicy`'s size bound and stall timeout,
+        Files are named ``{task_id}-{creation_id}`` and the media's suffix: ``.mp4`` for a video
+        (``-cover.jpg``, ``-wm.mp4`` when asked); for an image or audio the link's own suffix, else
+        its ``Content-Type``, else what the bytes are (``.png``, ``.jpg``, ``.mp3``, ``.wav``...).
+        Each is streamed to a ``.part`` file within :class:`DownloadPolicy`'s size bound and stall timeout,
         checked (its length, its media type, a whole file by its own structure) and renamed into
         place. A whole file already there is kept without a request; a missing or damaged one is
         fetched again, a ``.part`` is resumed, and an expired link is replaced by a fresh one from
@@ -681,6 +684,8 @@ class ViduClient:
             dest: The folder (created if needed).
             cover: Also save each cover image.
             watermarked: Also save each watermarked video, when the task has one.
+            output: The media the task's kind makes, when known (``kind_of``: a stricter check);
+                ``None`` tells it from what is served.
 
         Returns:
             The paths, in creation order.
@@ -698,7 +703,9 @@ class ViduClient:
             raise ValueError(
                 f"task {task.id} is {task.raw_state or task.state.value}: nothing to download yet"
             )
-        return await self._downloader.download(task, dest, cover=cover, watermarked=watermarked)
+        return await self._downloader.download(
+            task, dest, cover=cover, watermarked=watermarked, output=output
+        )
 
     # --- batches -----------------------------------------------------------------------------
 
