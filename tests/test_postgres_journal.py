@@ -267,7 +267,7 @@ class TestClaims:
                     peak = max(peak, in_flight)
                     claimed.append(claim.key)
                     assert claim.attempts == 1
-                    await anyio.sleep(0.001 * (number % 5))
+                    await anyio.sleep(0.01 + 0.002 * (number % 5))  # the task runs a while
                     in_flight -= 1
                     assert await j.finish(claim.key, state="success", task={"id": claim.key}, credits=1)
 
@@ -287,12 +287,14 @@ class TestClaims:
                         claimers.start_soon(claimer, number)
                 done.set()
         assert sorted(claimed) == [item.key for item in items(count)]
-        assert peak <= cap
+        # Never above the cap, and the cap was reached: the claimers did contend.
+        assert peak == cap
         assert 0 < peak_in_db <= cap
         assert await held_slots(postgres_dsn) == []
         async with sql(postgres_dsn) as conn:
             assert await conn.fetchval("SELECT count(*) FROM vidu_items WHERE state = 'success'") == count
             assert await conn.fetchval("SELECT max(attempts) FROM vidu_items") == 1
+            assert await conn.fetchval("SELECT count(DISTINCT worker_id) FROM vidu_items") > 8
 
     async def test_claim_writes_the_intent(self, postgres_dsn: str) -> None:
         """The claim's row is this worker's intent with its fingerprint and a send_by ahead."""
@@ -576,6 +578,33 @@ class TestAdoption:
             async with sql(postgres_dsn) as conn:
                 assert await conn.fetchval("SELECT count(*) FROM vidu_slots") == 2
 
+    async def test_concurrent_adopters_take_each_item_once(self, postgres_dsn: str) -> None:
+        """Eight adopters at once share a dead worker's 40 tasks: each adopted by exactly one."""
+        async with worker(postgres_dsn, load=items(40), capacity=40) as dead:
+            for _ in range(40):
+                claim = await dead.claim(fingerprint=fingerprint)
+                assert claim is not None
+                assert await dead.submitted(claim.key, "task-" + claim.key)
+            await expire(postgres_dsn, dead.worker_id)
+        taken: list[str] = []
+
+        async def adopt(j: PostgresJournal) -> None:
+            for item in await j.adopt_expired(limit=7):
+                assert item.action == "rewatch"
+                taken.append(item.key)
+
+        # All open until every one adopted: a worker that leaves hands its items on at once.
+        async with contextlib.AsyncExitStack() as stack:
+            adopters = [
+                await stack.enter_async_context(worker(postgres_dsn, lease_seconds=30)) for _ in range(8)
+            ]
+            async with anyio.create_task_group() as tg:
+                for j in adopters:
+                    tg.start_soon(adopt, j)
+        assert sorted(taken) == sorted(set(taken))
+        assert len(taken) == 40
+        assert len(await held_slots(postgres_dsn)) == 40
+
     async def test_reconcile_found(self, postgres_dsn: str) -> None:
         async with worker(postgres_dsn, load=items(1), capacity=1) as dead, worker(postgres_dsn) as adopter:
             claim = await dead.claim(fingerprint=fingerprint)
@@ -761,7 +790,7 @@ class TestProtocol:
 
     async def test_an_item_of_a_live_worker_is_refused(self, postgres_dsn: str) -> None:
         """Two processes on one batch through the protocol: the second may not take the first's item
-        while its lease is live, and may once it lapsed."""
+        while its lease is live, nor before its send_by once it lapsed; then it may."""
         async with journal(postgres_dsn) as first, journal(postgres_dsn) as second:
             await first.open_input(INPUT)
             await second.open_input(INPUT)
@@ -771,7 +800,14 @@ class TestProtocol:
                     key="a", index=0, request=REQUEST, request_hash="h", fingerprint="fp"
                 )
             await expire(postgres_dsn, first.worker_id)
+            # Lapsed, but the intent may still be sent until its send_by.
+            with pytest.raises(JournalError, match="until its send_by"):
+                await second.record_intent(
+                    key="a", index=0, request=REQUEST, request_hash="h", fingerprint="fp"
+                )
+            await overdue(postgres_dsn, "a")
             await second.record_intent(key="a", index=0, request=REQUEST, request_hash="h", fingerprint="fp")
+            assert (await row(postgres_dsn, "a"))["worker_id"] == second.worker_id
             with pytest.raises(LeaseLostError):
                 await first.record_intent(
                     key="b", index=1, request=REQUEST, request_hash="h", fingerprint="fp"

@@ -215,7 +215,8 @@ def _sql(text: str) -> str:
 
 
 # The protocol's intent: the item's row (a loaded one, or a new one), owned by this worker. A key
-# owned by another live worker, or journaled with a different request, is refused (no row).
+# journaled with a different request is refused (no row), and so is one another worker owns, unless
+# that worker's lease lapsed and its intent can no longer be sent (past send_by).
 _SQL_INTENT: Final = _sql(f"""
 INSERT INTO vidu_items AS i (input_id, key, idx, request, request_hash, fingerprint, endpoint, state,
                              worker_id, attempts, send_by)
@@ -230,8 +231,9 @@ ON CONFLICT (input_id, key) DO UPDATE SET
     send_by = excluded.send_by, attention = NULL, updated_at = clock_timestamp()
 WHERE (i.request_hash = excluded.request_hash OR i.request_hash = '')
   AND (i.worker_id IS NULL OR i.worker_id = excluded.worker_id
-       OR EXISTS (SELECT 1 FROM vidu_workers o
-                  WHERE o.worker_id = i.worker_id AND o.lease_until <= clock_timestamp()))
+       OR (EXISTS (SELECT 1 FROM vidu_workers o
+                   WHERE o.worker_id = i.worker_id AND o.lease_until <= clock_timestamp())
+           AND (i.finished OR i.task_id IS NOT NULL OR i.send_by IS NULL OR i.send_by <= clock_timestamp())))
 """)
 
 # The task id a create answered with: written only by the item's owner with a live lease; anyone
@@ -1762,6 +1764,12 @@ class PostgresJournal:
                 path=self._shown,
             )
         owner = None if row is None else row["worker_id"]
+        if row is not None and not row["owner_live"]:
+            return JournalError(
+                f"key {key!r} belongs to worker {owner}, whose lease lapsed but whose intent may still be"
+                " sent until its send_by: adopt it after that",
+                path=self._shown,
+            )
         return JournalError(
             f"key {key!r} belongs to worker {owner}, whose lease is live: wait for it to end or expire",
             path=self._shown,
