@@ -813,6 +813,21 @@ class TestProtocol:
                     key="b", index=1, request=REQUEST, request_hash="h", fingerprint="fp"
                 )
 
+    async def test_odd_text_is_stored_escaped(self, postgres_dsn: str) -> None:
+        """A lone surrogate or a NUL (a server's message, say) is stored as its JSON escape rather
+        than failing the batch's transaction."""
+        async with journal(postgres_dsn) as j:
+            await j.open_input(INPUT)
+            odd = {**REQUEST, "prompt": "bad \udc80 and nul \x00"}
+            await j.record_intent(key="k\udc80", index=0, request=odd, request_hash="h", fingerprint="fp")
+            j.record_result("k\udc80", state="failed", error="reason: \ud800 \x00", task={"id": "t\udfff"})
+            entries = await j.entries()
+        (entry,) = entries.values()
+        assert entry.key == "k\\udc80"
+        assert entry.error == "reason: \\ud800 \\u0000"
+        assert entry.request["prompt"] == "bad \udc80 and nul \x00"  # JSON escapes mean the same
+        assert entry.task == {"id": "t\udfff"}
+
     async def test_unknown_key(self, postgres_dsn: str) -> None:
         async with journal(postgres_dsn) as j:
             await j.open_input(INPUT)

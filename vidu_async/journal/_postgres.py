@@ -605,6 +605,26 @@ def _passwords(dsn: str) -> list[str]:
     return sorted({p for p in found if p}, key=len, reverse=True)
 
 
+def _pg_text(value: str) -> str:
+    """``value`` as PostgreSQL text can hold it: a NUL or a lone surrogate (a server's message,
+    say) becomes its JSON escape (``\\u0000``, ``\\udXXX``), which is what it means inside the JSON
+    columns and readable elsewhere, rather than failing the batch's transaction."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _pg_texts(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Every string of ``values`` through :func:`_pg_text`."""
+    return tuple(_pg_text(v) if isinstance(v, str) else v for v in values)
+
+
 def _asyncpg() -> Any:
     """The asyncpg module, or the :class:`ConfigurationError` naming the extra that brings it."""
     try:
@@ -756,7 +776,6 @@ class PostgresJournal:
         self._send_deadlines: dict[str, float] = {}
         self._queue: collections.deque[tuple[_Apply, _Waiter | None]] = collections.deque()
         self._wake = anyio.Event()
-        self._committed = anyio.Event()
         self._writer_done = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._state: Literal["new", "open", "closing", "closed"] = "new"
@@ -913,15 +932,10 @@ class PostgresJournal:
     async def _explain_refusal(self, conn: asyncpg.Connection[Any], key: str) -> str:
         """Why a fenced write to ``key`` changed nothing, in a few words (and count it)."""
         self.stats.refused_writes += 1
-        row = await conn.fetchrow(
-            "SELECT i.worker_id, i.finished, w.lease_until > clock_timestamp() AS live"
-            " FROM vidu_items i LEFT JOIN vidu_workers w ON w.worker_id = $3"
-            " WHERE i.input_id = $1 AND i.key = $2",
-            self._input_id,
-            key,
-            self._worker_id,
+        owner = await conn.fetchrow(
+            "SELECT worker_id, finished FROM vidu_items WHERE input_id = $1 AND key = $2", self._input_id, key
         )
-        if row is None:
+        if owner is None:
             return "no such item"
         me_live = await conn.fetchval(
             "SELECT lease_until > clock_timestamp() FROM vidu_workers WHERE worker_id = $1", self._worker_id
@@ -929,9 +943,9 @@ class PostgresJournal:
         if not me_live:
             self._lease_lost = True
             return f"worker {self._worker_id}'s lease lapsed"
-        if row["worker_id"] != self._worker_id:
-            return f"owned by worker {row['worker_id']}, not {self._worker_id}"
-        return "refused"
+        if owner["worker_id"] != self._worker_id:
+            return f"owned by worker {owner['worker_id']}, not {self._worker_id}"
+        return "finished" if owner["finished"] else "not in a state that allows it"
 
     # -- schema and batches ------------------------------------------------------------------
 
@@ -1002,7 +1016,15 @@ class PostgresJournal:
             pending: list[tuple[str, int, str, str, str]] = []
             for item in items:
                 key, position, endpoint, request_json, request_hash = item
-                pending.append((key, position, endpoint, request_json, request_hash))
+                pending.append(
+                    (
+                        _pg_text(key),
+                        position,
+                        _pg_text(endpoint),
+                        _pg_text(request_json),
+                        _pg_text(request_hash),
+                    )
+                )
                 if len(pending) >= chunk:
                     inserted += await _insert_items(conn, input_id, pending)
                     pending = []
@@ -1181,7 +1203,7 @@ class PostgresJournal:
             if slot is None:
                 return None
             key = row["key"]
-            mark = fingerprint(row["endpoint"], json.loads(row["request"]))
+            mark = _pg_text(fingerprint(row["endpoint"], json.loads(row["request"])))
             await conn.execute(
                 "UPDATE vidu_slots SET input_id = $3, key = $4, worker_id = $5, held_since = clock_timestamp()"
                 " WHERE org = $1 AND slot = $2",
@@ -1278,6 +1300,7 @@ class PostgresJournal:
     ) -> JournalError | None:
         input_id = self._need_input()
         me = self._need_worker()
+        key, task_id = _pg_text(key), _pg_text(task_id)
         row = await conn.fetchrow(_SQL_SUBMITTED, me, input_id, key, task_id, credits)
         assert row is not None
         if row["updated"]:
@@ -1345,18 +1368,20 @@ class PostgresJournal:
         endpoint: str | None,
     ) -> tuple[Any, ...]:
         paths = [os.fspath(f) for f in files]
-        return (
-            key,
-            str(state),
-            credits,
-            err_code,
-            None if task is None else _convert.dumps(task),
-            error,
-            attempts,
-            _convert.dumps(paths) if paths else _EMPTY_ARRAY,
-            -1 if index is None else index,
-            _EMPTY_OBJECT if request is None else _convert.dumps(request),
-            DEFAULT_ENDPOINT if endpoint is None else str(endpoint),
+        return _pg_texts(
+            (
+                key,
+                str(state),
+                credits,
+                err_code,
+                None if task is None else _convert.dumps(task),
+                error,
+                attempts,
+                _convert.dumps(paths) if paths else _EMPTY_ARRAY,
+                -1 if index is None else index,
+                _EMPTY_OBJECT if request is None else _convert.dumps(request),
+                DEFAULT_ENDPOINT if endpoint is None else str(endpoint),
+            )
         )
 
     async def _apply_result(
@@ -1541,7 +1566,7 @@ class PostgresJournal:
                 me,
                 input_id,
                 key,
-                why,
+                _pg_text(why),
             )
             if done is None:
                 reason = await self._explain_refusal(conn, key)
@@ -1724,10 +1749,10 @@ class PostgresJournal:
             ValueError: ``request`` holds a NaN or infinity (nothing is queued).
         """
         body = _convert.dumps(request)
-        args = (key, index, body, request_hash, fingerprint, str(endpoint))
+        args = _pg_texts((key, index, body, request_hash, fingerprint, str(endpoint)))
         started = anyio.current_time()
         await self._enqueue_and_wait(functools.partial(self._apply_intent, args))
-        self._send_deadlines[key] = started + self.send_window
+        self._send_deadlines[args[0]] = started + self.send_window
 
     async def _apply_intent(
         self, args: tuple[Any, ...], conn: asyncpg.Connection[Any]
@@ -1792,7 +1817,9 @@ class PostgresJournal:
         """Queue renaming an item; see :meth:`Journal.rename_key` (its slot follows it)."""
 
         async def apply(conn: asyncpg.Connection[Any]) -> JournalError | None:
-            await conn.execute(_SQL_RENAME, self._need_worker(), self._need_input(), old_key, new_key)
+            await conn.execute(
+                _SQL_RENAME, self._need_worker(), self._need_input(), _pg_text(old_key), _pg_text(new_key)
+            )
             return None
 
         self._enqueue(apply, None)
