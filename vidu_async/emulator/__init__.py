@@ -3,15 +3,17 @@
 | module | owns |
 |---|---|
 | ``_config`` | ``EmulatorConfig``, ``FaultConfig``, ``CallbackConfig`` |
-| ``_state`` | the pure core: tasks, per-organization scheduling, credits, listing, stats |
-| ``_app`` | the aiohttp application: handlers, auth, errors, faults, downloads, callbacks |
+| ``_state`` | the pure core: tasks of every kind (settings, echo, credits), scheduling per organization, |
+| | the synchronous endpoints' answers, listing, stats |
+| ``_app`` | the aiohttp application: every endpoint's handler, auth, errors, faults, downloads, callbacks |
+| ``_files`` | the tiny real files of image and audio creations (PNG, MP3, WAV) |
 | ``_server`` | ``Emulator`` (async context manager) |
 """
 
 from ._app import RUNTIME, Runtime, make_app
 from ._config import CallbackConfig, EmulatorConfig, FaultConfig
 from ._server import Emulator
-from ._state import EmulatorState, EmulatorStats, RequestRecord, TaskRecord, Transition
+from ._state import EmulatorState, EmulatorStats, RequestRecord, SyncRecord, TaskRecord, Transition
 
 __all__ = [
     "RUNTIME",
@@ -23,6 +25,7 @@ __all__ = [
     "FaultConfig",
     "RequestRecord",
     "Runtime",
+    "SyncRecord",
     "TaskRecord",
     "Transition",
     "make_app",

@@ -30,17 +30,19 @@ import attrs
 from aiohttp import web
 
 from .. import _rules, _signing
-from .._convert import parse_timestamp, request_from_json
-from .._kinds import KINDS, TaskKind
-from .._models import Request, TaskState
+from .._convert import parse_timestamp, request_from_json, sync_request_from_json
+from .._kinds import KINDS, LEGACY_ENDPOINTS, Output, TaskKind
+from .._models import CloneVoiceRequest, PromptRequest, Request, SpeechRequest, TaskState
 from ..exceptions import Problem, RequestValidationError
-from ._config import ENDPOINTS, FAULT_NAMES, EmulatorConfig
+from ._config import ENDPOINTS, FAULT_NAMES, SYNC_ENDPOINTS, EmulatorConfig
+from ._files import CONTENT_TYPES, SAMPLE_MP3, SAMPLE_PNG, SAMPLE_WAV
 from ._state import (
     EmulatorState,
     EmulatorStats,
     ListQuery,
     RequestRecord,
     StateError,
+    SyncRecord,
     TaskRecord,
     Transition,
     parse_list_values,
@@ -87,9 +89,19 @@ _RATED: Final = (
     "commit_then_drop",
     "operation_in_process",
 )
+#: Faults that commit before they fail, and the endpoints they hit: those that store or bill something.
 _CREATE_ONLY: Final = frozenset({"server_error_after_commit", "commit_then_drop"})
+_COMMITTING: Final = frozenset({"create", "audio-tts", "audio-clone"})
 _FPS: Final = 24
-_HEIGHTS: Final[Mapping[str, int]] = {"360p": 360, "540p": 540, "720p": 720, "1080p": 1080}
+_HEIGHTS: Final[Mapping[str, int]] = {
+    "360p": 360,
+    "540p": 540,
+    "720p": 720,
+    "1080p": 1080,
+    "2K": 1440,
+    "4K": 2160,
+    "8K": 4320,
+}
 _CALLBACK_STATES: Final = frozenset({TaskState.PROCESSING, TaskState.SUCCESS, TaskState.FAILED})
 
 
@@ -242,7 +254,7 @@ class Runtime:
             (name, rate)
             for name in _RATED
             if (rate := float(getattr(faults, name))) > 0
-            and (endpoint == "create" or name not in _CREATE_ONLY)
+            and (endpoint in _COMMITTING or name not in _CREATE_ONLY)
         ]
         if not rates:
             return None
@@ -265,10 +277,31 @@ class Runtime:
 
     # --- bodies ----------------------------------------------------------------------------------
 
+    def media_suffix(self, output: Output) -> str:
+        """The file suffix of a creation of ``output`` media ("" for images and audio served bare)."""
+        if output == "video":
+            return "mp4"
+        if self.config.bare_media_urls:
+            return ""
+        return "png" if output == "image" else self.config.audio_format
+
+    def media_url(self, base: str, owner: str, file_id: str, output: Output) -> str:
+        """The signed link of one file: ``{base}/files/{owner}/{file_id}[.suffix]``."""
+        suffix = self.media_suffix(output)
+        return self.signed_url(base, f"{owner}/{file_id}.{suffix}" if suffix else f"{owner}/{file_id}")
+
     def creations(self, task: TaskRecord, base: str) -> list[dict[str, Any]]:
-        """The ``creations`` of a task: one signed, expiring set of links once it succeeded."""
+        """The ``creations`` of a task: one signed, expiring set of links once it succeeded.
+
+        A video has ``url`` (``.mp4``), ``cover_url`` and ``video``; an image (reference2image)
+        and an audio clip (text2audio, timing2audio) have ``url`` only (vidu-api-endpoints.md §1.11).
+        """
         if task.state is not TaskState.SUCCESS:
             return []
+        if task.output != "video":
+            return [
+                {"id": task.creation_id, "url": self.media_url(base, task.id, task.creation_id, task.output)}
+            ]
         width, height = _video_size(task.settings["resolution"], task.settings["aspect_ratio"])
         stem = f"{task.id}/{task.creation_id}"
         creation: dict[str, Any] = {
@@ -279,7 +312,7 @@ class Runtime:
         if task.settings["watermark"]:
             creation["watermarked_url"] = self.signed_url(base, f"{stem}_wm.mp4")
         creation["video"] = {
-            "duration": float(task.settings["duration"]),
+            "duration": float(task.seconds),
             "fps": _FPS,
             "resolution": {"width": width, "height": height},
         }
@@ -351,6 +384,39 @@ class Runtime:
         if time.time() >= when:
             return "request has expired"
         return None
+
+    def file(self, owner: str, filename: str) -> tuple[bytes, str] | None:
+        """The bytes and ``Content-Type`` behind ``/files/{owner}/{filename}``, or ``None`` when
+        there is no such file (no such task, not succeeded, another creation, a wrong suffix)."""
+        stem, dot, suffix = filename.rpartition(".")
+        if not dot:
+            stem, suffix = filename, ""
+        task = self.state.tasks.get(owner)
+        if task is not None:
+            if task.state is not TaskState.SUCCESS:
+                return None
+            if task.output != "video":
+                return self._media_file(task.output, stem, suffix, task.creation_id)
+            watermarked = stem.endswith("_wm")
+            if stem.removesuffix("_wm") != task.creation_id:
+                return None
+            if suffix == "mp4" and (not watermarked or task.settings["watermark"]):
+                return SAMPLE_MP4, CONTENT_TYPES["mp4"]
+            if suffix == "jpg" and not watermarked:
+                return COVER_JPG, CONTENT_TYPES["jpg"]
+            return None
+        record = self.state.sync_records.get(owner)
+        if record is not None and record.file_id:
+            return self._media_file("audio", stem, suffix, record.file_id)
+        return None
+
+    def _media_file(self, output: Output, stem: str, suffix: str, file_id: str) -> tuple[bytes, str] | None:
+        if stem != file_id or suffix != self.media_suffix(output):
+            return None
+        if output == "image":
+            return SAMPLE_PNG, CONTENT_TYPES["png"]
+        audio = self.config.audio_format
+        return (SAMPLE_MP3 if audio == "mp3" else SAMPLE_WAV), CONTENT_TYPES[audio]
 
     # --- callbacks -------------------------------------------------------------------------------
 
@@ -524,7 +590,7 @@ def _base(request: web.Request, runtime: Runtime) -> str:
     return base
 
 
-def _unreachable_image(request: Request) -> str | None:
+def _unreachable_image(request: Request | SpeechRequest | CloneVoiceRequest | PromptRequest) -> str | None:
     """The first image URL whose host ends in ``.invalid``: it can never be fetched (RFC 2606)."""
     for where, item in request.media():
         if isinstance(item, str) and item[:4].lower() == "http":
@@ -532,6 +598,26 @@ def _unreachable_image(request: Request) -> str | None:
             if host == "invalid" or host.endswith(".invalid"):
                 return where
     return None
+
+
+def _unknown_values(
+    item: object, fields: tuple[_rules.FieldRule, ...], extra: tuple[str, ...], prefix: str = ""
+) -> list[str]:
+    """The paths of the values outside their field's open list (``FieldRule.known``: template names,
+    stories), which the SDK lets through and the service refuses; objects are looked into."""
+    out: list[str] = []
+    for field in fields:
+        value = getattr(item, field.attribute, None)
+        where = f"{prefix}{field.name}"
+        values = value if isinstance(value, tuple) else (value,)
+        if field.known and any(
+            isinstance(v, str) and v not in field.known and v not in extra for v in values
+        ):
+            out.append(where)
+        if field.type == "objects" and isinstance(value, tuple):
+            for i, one in enumerate(value):
+                out.extend(_unknown_values(one, field.fields, extra, f"{where}[{i}]."))
+    return out
 
 
 # --- middleware: endpoint names, auth, faults, response counting -----------------------------------
@@ -662,9 +748,15 @@ async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
     except RequestValidationError as exc:
         return validation_error(list(exc.problems))
     # After the body's own checks: an unknown name gets the SDK's generic ones first, like a known one.
-    models = _rules.ENDPOINT_MODELS[kind.endpoint]
-    if parsed.model not in models and parsed.model not in runtime.config.extra_models:
+    # Only kinds with a model table have a model (vidu-api-endpoints.md §1.13).
+    models = _rules.ENDPOINT_MODELS.get(kind.endpoint)
+    model = getattr(parsed, "model", None)
+    if models is not None and model not in models and model not in runtime.config.extra_models:
         return _error(400, "ModelUnavailable", "model unavailable")
+    spec = _rules.KIND_RULES.get(kind.endpoint)
+    unknown = _unknown_values(parsed, spec.fields, runtime.config.extra_known) if spec is not None else []
+    if unknown:
+        return _error(400, "FieldInvalid", _MESSAGES["FieldInvalid"].format(", ".join(unknown)))
     if _unreachable_image(parsed) is not None:
         return _error(400, "ImageDownloadFailure", "image download failure")
     key = request[_KEY]
@@ -681,6 +773,89 @@ async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
         return _state_error(exc)
     runtime.wake()
     return web.json_response(task.echo)
+
+
+def _sync_for(endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler of one synchronous endpoint."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return await _sync(request, endpoint)
+
+    return answer
+
+
+#: What the emulator suggests for ``img2video-prompt-recommendation`` (§18.2), in turn.
+_IDEAS: Final = (
+    ("The people in the picture turn to each other and smile.", "They turn to each other and smile warmly."),
+    ("The camera slowly pushes in while the light grows warmer.", "Slow push-in, the light warms up."),
+    ("A gentle breeze moves hair and clothes; the scene comes alive.", "A breeze moves hair and clothes."),
+    ("The subject looks up and waves at the camera.", "The subject looks up and waves."),
+    ("Petals drift through the frame as the camera orbits.", "Petals drift by; the camera orbits."),
+)
+
+
+async def _sync(request: web.Request, endpoint: str) -> web.StreamResponse:
+    """``audio-tts``, ``audio-clone`` and ``img2video-prompt-recommendation`` (§16-§18): read as
+    strictly as a create, answered at once with ``state: "success"``; nothing occupies a slot."""
+    runtime = request.app[RUNTIME]
+    raw = await _read_limited(request, _rules.MAX_BODY_BYTES)
+    if raw is None:
+        return _error(400, "BadRequest", "request body too large")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _error(400, "BadRequest", "bad request")
+    try:
+        parsed: SpeechRequest | CloneVoiceRequest | PromptRequest = sync_request_from_json(
+            body, endpoint=endpoint
+        )
+    except RequestValidationError as exc:
+        return validation_error(list(exc.problems))
+    unknown = _unknown_values(parsed, _rules.SYNC_RULES[endpoint].fields, runtime.config.extra_known)
+    if unknown:
+        return _error(400, "FieldInvalid", _MESSAGES["FieldInvalid"].format(", ".join(unknown)))
+    if _unreachable_image(parsed) is not None:
+        return _error(400, "ImageDownloadFailure", "image download failure")
+    try:
+        record = runtime.state.call_sync(parsed, endpoint=endpoint, wall_ns=time.time_ns(), org=request[_ORG])
+    except StateError as exc:
+        return _state_error(exc)
+    base = _base(request, runtime)
+    return web.json_response(_sync_body(runtime, parsed, record, base))
+
+
+def _sync_body(
+    runtime: Runtime, parsed: SpeechRequest | CloneVoiceRequest | PromptRequest, record: SyncRecord, base: str
+) -> dict[str, Any]:
+    if isinstance(parsed, PromptRequest):
+        # §18.2: the example's ``id`` (its table says task_id, §22.13); ``count`` prompts per type.
+        count = parsed.count or 5
+        resolution = parsed.resolution or "360p"
+        prompts: list[dict[str, Any]] = []
+        for kind in parsed.type:
+            for i in range(count):
+                content, prompt = _IDEAS[i % len(_IDEAS)]
+                row: dict[str, Any] = {"type": kind, "content": content}
+                if kind == "template":  # only template suggestions carry a ready request (§18.2)
+                    template = _rules.TEMPLATE_NAMES[i % len(_rules.TEMPLATE_NAMES)]
+                    row.update(prompt=prompt, template=template, resolution=resolution)
+                prompts.append(row)
+        images = [i for i in parsed.images if isinstance(i, str)]
+        return {
+            "id": record.id,
+            "images": images,
+            "count": count,
+            "prompts": prompts,
+            "created_at": record.created_at_text,
+        }
+    audio = runtime.media_url(base, record.id, record.file_id, "audio")
+    out: dict[str, Any] = {"task_id": record.id, "state": TaskState.SUCCESS.value}
+    if isinstance(parsed, SpeechRequest):
+        out.update(file_url=audio, credits=record.credits)
+    else:
+        out.update(voice_id=record.voice_id, demo_audio=audio)
+    out.update(payload=parsed.payload or "", created_at=record.created_at_text)
+    return out
 
 
 async def _get(request: web.Request) -> web.StreamResponse:
@@ -807,26 +982,15 @@ async def _download(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     task_id = request.match_info["task_id"]
     filename = request.match_info["filename"]
-    task = runtime.state.tasks.get(task_id)
-    stem, dot, extension = filename.rpartition(".")
-    watermarked = stem.endswith("_wm")
-    creation_id = stem.removesuffix("_wm")
-    if (
-        task is None
-        or task.state is not TaskState.SUCCESS
-        or not dot
-        or creation_id != task.creation_id
-        or (extension, watermarked) not in (("mp4", False), ("mp4", True), ("jpg", False))
-        or (watermarked and not task.settings["watermark"])
-    ):
+    found = runtime.file(task_id, filename)
+    if found is None:
         return _error(404, "CreationNotFound", "creation not found")
     refused = runtime.check_link(
         f"{task_id}/{filename}", request.query.get("Expires", ""), request.query.get("Signature", "")
     )
     if refused is not None:
         return _error(403, "Forbidden", f"forbidden: {refused}")
-    data = COVER_JPG if extension == "jpg" else SAMPLE_MP4
-    content_type = "image/jpeg" if extension == "jpg" else "video/mp4"
+    data, content_type = found
     headers = {"Accept-Ranges": "bytes", "Content-Type": content_type}
     status = 200
     if "Range" in request.headers:
@@ -879,6 +1043,12 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     prefix = config.path_prefix
     for kind in KINDS.values():  # every task kind's create, through the seam
         app.router.add_post(f"{prefix}{kind.path}", _create_for(kind), name=f"create:{kind.endpoint}")
+    # The older names still answer, as the current ones (template2video: the official MCP server's
+    # path, §6, §22.8); their requests count as creates.
+    for legacy, current in LEGACY_ENDPOINTS.items():
+        app.router.add_post(f"{prefix}/ent/v2/{legacy}", _create_for(KINDS[current]), name=f"create:{legacy}")
+    for endpoint in sorted(SYNC_ENDPOINTS):
+        app.router.add_post(f"{prefix}/ent/v2/{endpoint}", _sync_for(endpoint), name=endpoint)
     app.router.add_get(f"{prefix}/ent/v2/tasks/{{task_id}}/creations", _get, name="get")
     app.router.add_post(f"{prefix}/ent/v2/tasks/{{task_id}}/cancel", _cancel, name="cancel")
     app.router.add_get(f"{prefix}/ent/v2/tasks", _list, name="list")

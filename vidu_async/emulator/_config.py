@@ -12,6 +12,8 @@ from typing import Final
 
 import attrs
 
+from ._files import AUDIO_FORMATS, AudioFormat
+
 __all__ = [
     "API_ENDPOINTS",
     "DEFAULT_API_KEY",
@@ -19,6 +21,7 @@ __all__ = [
     "DEFAULT_FAULTS",
     "ENDPOINTS",
     "FAULT_NAMES",
+    "SYNC_ENDPOINTS",
     "CallbackConfig",
     "EmulatorConfig",
     "FaultConfig",
@@ -27,10 +30,13 @@ __all__ = [
 
 #: The key the emulator accepts when none is configured (organization ``"default"``).
 DEFAULT_API_KEY: Final = "vda_emulator_key"
-#: The names requests are counted and faults are aimed by.
-ENDPOINTS: Final = frozenset({"create", "get", "cancel", "list", "credits", "download"})
+#: The synchronous endpoints (vidu-api-endpoints.md §16-§18), each counted and faulted under its
+#: own path: they answer at once and hold no slot of the organization's concurrency.
+SYNC_ENDPOINTS: Final = frozenset({"audio-tts", "audio-clone", "img2video-prompt-recommendation"})
+#: The names requests are counted and faults are aimed by (every task kind's create is ``create``).
+ENDPOINTS: Final = frozenset({"create", "get", "cancel", "list", "credits", "download", *SYNC_ENDPOINTS})
 #: The endpoints rate-based faults hit by default: the API, not the file downloads.
-API_ENDPOINTS: Final = frozenset({"create", "get", "cancel", "list", "credits"})
+API_ENDPOINTS: Final = frozenset({"create", "get", "cancel", "list", "credits", *SYNC_ENDPOINTS})
 #: Every fault ``Emulator.inject`` knows.
 FAULT_NAMES: Final = frozenset(
     {
@@ -79,22 +85,25 @@ class FaultConfig:
     Request faults (``rate_limit`` … ``operation_in_process``) are drawn once per request to an
     endpoint named in ``endpoints``, with one uniform draw against their cumulative rates, so their
     sum should stay at or below 1. ``server_error_after_commit`` and ``commit_then_drop`` only hit
-    ``create``. One-shot faults queued with ``Emulator.inject`` take precedence over all of them.
+    the endpoints that commit something (``create``, ``audio-tts``, ``audio-clone``). One-shot faults queued with ``Emulator.inject`` take precedence over all of them.
 
     Attributes:
         seed: Seeds the generator that decides request and task faults.
         endpoints: Which endpoints rate-based request faults hit (``create``, ``get``, ``cancel``,
-            ``list``, ``credits``, ``download``); downloads are left out by default.
+            ``list``, ``credits``, ``download`` and the synchronous ``audio-tts``, ``audio-clone``,
+            ``img2video-prompt-recommendation``); downloads are left out by default.
         rate_limit: 429 ``TooManyRequests``; nothing done.
         throttle: 429 ``SystemThrottling``; nothing done.
         retry_after: The ``Retry-After`` sent with every 429, seconds; ``None`` sends none.
         retry_after_http_date: Send ``Retry-After`` as an HTTP-date instead of seconds.
         server_error: 500 ``InternalServiceFailure``; nothing done.
-        server_error_after_commit: (create) the task IS created, then 500.
+        server_error_after_commit: (create, ``audio-tts``, ``audio-clone``) the task IS created
+            (the speech made, the voice cloned, the credits charged), then 500.
         slow: Answer normally after ``slow_delay`` seconds.
         slow_delay: How long a slow answer takes.
         drop: Close the connection without an answer; nothing done.
-        commit_then_drop: (create) the task IS created, then the connection closes unanswered.
+        commit_then_drop: (create, ``audio-tts``, ``audio-clone``) the task IS created, then the
+            connection closes unanswered.
         operation_in_process: 400 ``OperationInProcess``; nothing done.
         task_failure: Fraction of tasks that end ``failed`` with ``task_failure_code`` (credits refunded).
         task_failure_code: The ``err_code`` of those tasks.
@@ -201,6 +210,14 @@ class EmulatorConfig:
             only (and charged as 5 s at 720p). Any other unknown name answers 400
             ``ModelUnavailable``, as Vidu does for a model it does not offer; the SDK itself lets
             unknown names through, so that a model added to the service works on day one.
+        extra_known: Values taken beyond the documented ones in the fields whose lists are open
+            (``template``'s names, ``template-story``'s stories: ``_rules.FieldRule.known``). Any
+            other value there answers 400 ``FieldInvalid``; the SDK itself lets them through.
+        audio_format: The file audio creations, speech and cloned-voice demos are served as:
+            ``"mp3"`` (what clients assume, vidu-api-endpoints.md §1.12) or ``"wav"``.
+        bare_media_urls: Serve image and audio files at URLs without a file suffix, so a client
+            has to take the type from the ``Content-Type`` (the docs name no format: §1.11-§1.12).
+            Videos and covers keep ``.mp4``/``.jpg``, as every documented example shows.
         faults: Fault injection.
         callbacks: Callback delivery.
     """
@@ -220,6 +237,9 @@ class EmulatorConfig:
     credit_insufficient_status: int = attrs.field(default=400)
     extra_models: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     download_bytes_per_second: float | None = None
+    extra_known: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    audio_format: AudioFormat = attrs.field(default="mp3")
+    bare_media_urls: bool = False
     faults: FaultConfig = DEFAULT_FAULTS
     callbacks: CallbackConfig = DEFAULT_CALLBACKS
 
@@ -227,6 +247,11 @@ class EmulatorConfig:
     def _check_credit_status(self, attribute: attrs.Attribute[int], value: int) -> None:
         if value not in (400, 402):
             raise ValueError(f"credit_insufficient_status must be 400 or 402, got {value!r}")
+
+    @audio_format.validator
+    def _check_audio_format(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in AUDIO_FORMATS:
+            raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {value!r}")
 
     def organizations(self) -> dict[str, str]:
         """Every accepted key and its organization (``api_key`` belongs to ``"default"``)."""

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ._app import RUNTIME, Runtime, make_app
 from ._config import EmulatorConfig
-from ._state import EmulatorStats, TaskRecord
+from ._state import EmulatorStats, SyncRecord, TaskRecord
 
 __all__ = ["DEFAULT_HOST", "Emulator"]
 
@@ -81,11 +81,18 @@ class Emulator:
         """Every task by id, live (state, timestamps, payload, credits...)."""
         return self.runtime.state.tasks
 
+    @property
+    def sync_records(self) -> Mapping[str, SyncRecord]:
+        """Every answer of a synchronous endpoint (speech, cloned voice, prompt suggestions) by id, live."""
+        return self.runtime.state.sync_records
+
     def inject(self, endpoint: str, fault: str, count: int = 1) -> None:
         """Make the next ``count`` requests to ``endpoint`` fail with ``fault`` (before any rate-based fault).
 
         Args:
-            endpoint: ``create``, ``get``, ``cancel``, ``list``, ``credits`` or ``download``.
+            endpoint: ``create`` (every task kind), ``get``, ``cancel``, ``list``, ``credits``,
+                ``download``, or a synchronous endpoint by its path: ``audio-tts``,
+                ``audio-clone``, ``img2video-prompt-recommendation``.
             fault: ``rate_limit``, ``throttle``, ``quota_exceeded``, ``server_error``,
                 ``server_error_after_commit``, ``slow``, ``drop``, ``commit_then_drop``,
                 ``operation_in_process`` or ``unknown_state``.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -21,12 +22,32 @@ from typing import Any, Final
 import attrs
 
 from .. import _rules
-from .._kinds import kind_of
-from .._models import Request, TaskState
+from .._convert import request_to_json
+from .._kinds import Output, kind_of
+from .._models import (
+    CloneVoiceRequest,
+    Extend,
+    Img2Video,
+    MultiFrame,
+    PromptRequest,
+    Reference2Image,
+    Reference2Video,
+    Request,
+    SpeechRequest,
+    StartEnd2Video,
+    TaskState,
+    Template,
+    TemplateStory,
+    Text2Audio,
+    Text2Video,
+    Timing2Audio,
+    Upscale,
+)
 from ._config import EmulatorConfig
 
 __all__ = [
     "CANCELLED_CODE",
+    "ECHO_FIELDS",
     "PRICE_PER_SECOND",
     "EmulatorState",
     "EmulatorStats",
@@ -34,13 +55,16 @@ __all__ = [
     "ListResult",
     "OrgCredits",
     "StateError",
+    "SyncRecord",
     "TaskRecord",
     "Transition",
     "cost_of",
     "format_created_at",
+    "kind_cost",
     "model_version",
     "parse_list_values",
     "states_named",
+    "sync_cost",
 ]
 
 #: Credits per second of video, by resolution (unknown resolutions are charged as the dearest).
@@ -75,8 +99,67 @@ ECHO_FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "task_id", "state", "model", "prompt", "images", "duration", "seed", "resolution", "bgm",
             "movement_amplitude", "payload", "off_peak", "credits", "watermark", "created_at",
         ),
+        # §5.3 (``wm_position`` reads "unspecified" when not set, as the example shows).
+        "multiframe": (
+            "task_id", "state", "model", "start_image", "image_settings", "resolution", "watermark",
+            "wm_url", "wm_position", "meta_data", "payload", "credits", "created_at",
+        ),
+        "template": (
+            "task_id", "state", "template", "prompt", "images", "seed", "aspect_ratio", "bgm", "payload",
+            "watermark", "credits", "created_at",
+        ),
+        "template-story": ("task_id", "state", "story", "images", "payload", "credits", "created_at"),
+        "reference2image": (
+            "task_id", "state", "model", "prompt", "images", "seed", "aspect_ratio", "resolution",
+            "callback_url", "payload", "credits", "created_at",
+        ),
+        "extend": (
+            "task_id", "state", "credits", "created_at", "model", "prompt", "duration", "resolution",
+            "images", "payload", "video_creation_id", "video_url",
+        ),
+        # §14.2 and §15.2: no payload (the audio pages do not list it, §22.11).
+        "text2audio": ("task_id", "state", "model", "prompt", "duration", "seed", "credits", "created_at"),
+        "timing2audio": (
+            "task_id", "state", "model", "duration", "timing_prompts", "seed", "credits", "created_at",
+        ),
     }
 )  # fmt: skip
+#: The kinds whose echo the docs did not capture (upscale-new §10.2, lip-sync §11.2, image2dance
+#: §12.2) echo the general envelope, the request's own fields as sent, ``payload`` where the kind
+#: documents it, and these defaults the task runs with.
+ENVELOPE: Final = ("task_id", "state", "credits", "created_at")
+_ECHOED_DEFAULTS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"upscale-new": ("upscale_resolution",)}
+)
+#: Credits of ``multiframe`` and ``extend`` by model and resolution: a base plus a price per second
+#: (a reseller's grid, vidu-api-endpoints.md §9.3; read as base + seconds × price).
+GRID_PRICES: Final[Mapping[tuple[str, str], tuple[int, int]]] = MappingProxyType(
+    {
+        ("viduq2-turbo", "540p"): (10, 2),
+        ("viduq2-turbo", "720p"): (15, 5),
+        ("viduq2-turbo", "1080p"): (40, 10),
+        ("viduq2-pro", "540p"): (15, 5),
+        ("viduq2-pro", "720p"): (30, 10),
+        ("viduq2-pro", "1080p"): (60, 15),
+    }
+)
+#: ``upscale-new`` credits per second of video, by target resolution (§10.2, PRICE-CN).
+UPSCALE_PRICE_PER_SECOND: Final[Mapping[str, int]] = MappingProxyType(
+    {"1080p": 1, "2K": 2, "4K": 4, "8K": 16}
+)
+#: One reference-to-image call (§8.3, PRICE-CN).
+IMAGE_CREDITS: Final = 2
+#: Characters of speech (or of a cloned voice's preview text) one credit pays for: the pages say
+#: "charged by characters" without a price (§16, §17.1), so this is the emulator's own figure.
+SPEECH_CHARS_PER_CREDIT: Final = 1000
+#: What the docs leave open about a kind's output, and the emulator's stand-ins: how long a source
+#: video it cannot see is (extend, upscale-new, lip-sync, image2dance), how long a template's and a
+#: story's film are (a reseller's template echo shows 4 s, §6.1; stories are multi-shot films).
+ASSUMED_SOURCE_SECONDS: Final = 5
+TEMPLATE_SECONDS: Final = 4
+STORY_SECONDS: Final = 10
+#: Audio kinds' default length (§14.1, §15.1).
+AUDIO_DEFAULT_SECONDS: Final = 10
 #: Credits ``is_rec`` adds (the service writes the prompt: vidu-api-endpoints.md §1.7).
 IS_REC_CREDITS: Final = 10
 
@@ -107,7 +190,8 @@ class TaskRecord:
     Times (``created_at`` … ``finished_at``) are the monotonic clock passed to the state;
     ``created_at_text`` is the wall-clock RFC 3339 string the API shows. ``settings`` holds every
     setting the task runs with (defaults applied); ``echo`` is the create response, the part of
-    ``settings`` the task's kind echoes.
+    ``settings`` the task's kind echoes. ``output`` is the media its creation is (its kind's) and
+    ``seconds`` the length of a video or audio creation.
     """
 
     id: str
@@ -125,6 +209,8 @@ class TaskRecord:
     created_at: float
     created_at_text: str
     created_wall: datetime
+    output: Output = "video"
+    seconds: float = 0.0
     state: TaskState = TaskState.CREATED
     err_code: str = ""
     queued_at: float | None = None
@@ -154,6 +240,30 @@ class Transition:
     task_id: str
     state: TaskState
     at: float
+
+
+@attrs.frozen(kw_only=True)
+class SyncRecord:
+    """One answer of a synchronous endpoint (``audio-tts``, ``audio-clone``,
+    ``img2video-prompt-recommendation``): not a task, it holds no slot and is never listed.
+
+    Attributes:
+        id: Its ``task_id`` (``id`` for prompt recommendations).
+        endpoint: The endpoint that answered.
+        org: Whose it is.
+        credits: What it cost.
+        created_at_text: Its RFC 3339 ``created_at``.
+        file_id: The name of its audio file (speech, a cloned voice's demo), "" when it has none.
+        voice_id: The voice a clone created.
+    """
+
+    id: str
+    endpoint: str
+    org: str
+    credits: int
+    created_at_text: str
+    file_id: str = ""
+    voice_id: str = ""
 
 
 @attrs.frozen
@@ -269,14 +379,44 @@ class _Org:
     running: set[str] = attrs.field(factory=set)
     in_flight: int = 0
     tasks: list[TaskRecord] = attrs.field(factory=list)
+    voices: set[str] = attrs.field(factory=set)
 
 
 def cost_of(request: Request, *, duration: int, resolution: str) -> int:
     """Credits a task costs: seconds × the resolution's price, halved (rounded up) off-peak, plus
     :data:`IS_REC_CREDITS` for a recommended prompt (``is_rec``)."""
     cost = duration * PRICE_PER_SECOND.get(resolution, max(PRICE_PER_SECOND.values()))
-    cost = (cost + 1) // 2 if request.off_peak else cost
+    cost = (cost + 1) // 2 if request.is_off_peak else cost
     return cost + IS_REC_CREDITS if getattr(request, "is_rec", None) else cost
+
+
+def kind_cost(endpoint: str, settings: Mapping[str, Any], seconds: float) -> int:
+    """Credits a task of a kind described field by field costs (``_rules.KIND_RULES``), from the
+    settings it runs with; where the docs give no price, a video is charged like the others at
+    720p (:data:`PRICE_PER_SECOND`)."""
+    resolution = settings.get("resolution", "")
+    if endpoint in ("multiframe", "extend"):
+        # extend is charged for the seconds it adds (its ``duration``), multiframe for the film.
+        billed = settings["duration"] if endpoint == "extend" else seconds
+        base, per_second = GRID_PRICES.get((settings["model"], resolution), (0, PRICE_PER_SECOND["720p"]))
+        return base + per_second * math.ceil(billed)
+    if endpoint == "upscale-new":
+        return math.ceil(seconds) * UPSCALE_PRICE_PER_SECOND.get(
+            resolution, max(UPSCALE_PRICE_PER_SECOND.values())
+        )
+    if endpoint == "reference2image":
+        return IMAGE_CREDITS
+    if endpoint in ("text2audio", "timing2audio"):
+        return 1 if seconds < 5 else 2  # < 5 s: 1 credit, up to 10 s: 2 (§14.2, PRICE-CN)
+    return math.ceil(seconds) * PRICE_PER_SECOND["720p"]
+
+
+def sync_cost(request: SpeechRequest | CloneVoiceRequest | PromptRequest) -> int:
+    """Credits a synchronous call costs: speech and a cloned voice's preview by their characters
+    (:data:`SPEECH_CHARS_PER_CREDIT`, at least 1); prompt suggestions nothing (no price documented)."""
+    if isinstance(request, PromptRequest):
+        return 0
+    return max(1, math.ceil(len(request.text) / SPEECH_CHARS_PER_CREDIT))
 
 
 def model_version(model: str) -> str:
@@ -317,6 +457,8 @@ class EmulatorState:
         self.config = config
         self.stats = EmulatorStats()
         self._tasks: dict[str, TaskRecord] = {}
+        self._creations: dict[str, TaskRecord] = {}
+        self._sync: dict[str, SyncRecord] = {}
         self._orgs: dict[str, _Org] = {}
         self._heap: list[tuple[float, int, int, str]] = []
         self._order = 0
@@ -382,14 +524,13 @@ class EmulatorState:
         if limit is not None and state.in_flight >= self.config.concurrency + limit:
             raise StateError(429, "QuotaExceeded", "quota exceeded")
         kind = kind_of(request)
-        rule = _rules.ENDPOINT_MODELS[kind.endpoint].get(request.model)
-        duration = request.duration
-        if duration is None:
-            duration = rule.default_duration if rule is not None else _UNKNOWN_MODEL_DURATION
-        resolution = request.resolution or (
-            rule.default_resolution if rule is not None else _UNKNOWN_MODEL_RESOLUTION
-        )
-        cost = cost_of(request, duration=duration, resolution=resolution)
+        if isinstance(request, Reference2Video | Text2Video | Img2Video | StartEnd2Video):
+            settings = self._video_settings(request)
+            seconds = float(settings["duration"])
+            cost = cost_of(request, duration=settings["duration"], resolution=settings["resolution"])
+        else:
+            settings, seconds = self._spec_settings(request, org)
+            cost = kind_cost(kind.endpoint, settings, seconds)
         if state.credits < cost:
             raise StateError(
                 self.config.credit_insufficient_status, "CreditInsufficient", "insufficient credits"
@@ -399,39 +540,26 @@ class EmulatorState:
         self._seq += 1
         task_id = self._next_id(wall_ns)
         created_at_text = format_created_at(wall_ns)
-        seed = request.seed or self._rng.randrange(1, _rules.MAX_SEED)
-        audio = (
-            request.audio
-            if request.audio is not None
-            else (rule.audio_default if rule is not None else False)
+        settings.update(
+            task_id=task_id, state=TaskState.CREATED.value, credits=cost, created_at=created_at_text
         )
-        settings: dict[str, Any] = {
-            "task_id": task_id,
-            "state": TaskState.CREATED.value,
-            "model": request.model,
-            "style": getattr(request, "style", None) or "general",
-            "prompt": request.prompt or "",
-            "images": [i for i in getattr(request, "images", ()) if isinstance(i, str)],
-            "duration": duration,
-            "seed": seed,
-            "aspect_ratio": getattr(request, "aspect_ratio", None) or "16:9",
-            "resolution": resolution,
-            "movement_amplitude": request.movement_amplitude or "auto",
-            "bgm": bool(request.bgm),
-            "audio": audio,
-            "audio_type": getattr(request, "audio_type", None) or "all",
-            "payload": request.payload or "",
-            "off_peak": bool(request.off_peak),
-            "credits": cost,
-            "watermark": bool(request.watermark),
-            "created_at": created_at_text,
-        }
         fields = ECHO_FIELDS.get(kind.endpoint)
-        if kind.endpoint == "start-end2video" and request.model.startswith("viduq3"):
+        if kind.endpoint == "start-end2video" and settings["model"].startswith("viduq3"):
             fields = (*(fields or ()), "audio")
-        echo = settings if fields is None else {name: settings[name] for name in fields}
+        echo: dict[str, Any]
+        if isinstance(request, Reference2Video):
+            echo = settings
+        elif fields is not None:
+            echo = {name: settings[name] for name in fields}
+        else:  # the docs did not capture this kind's echo: the envelope and the request's own fields
+            echo = {name: settings[name] for name in ENVELOPE[:2]}
+            echo.update(request_to_json(request))
+            echo.update((name, settings[name]) for name in _ECHOED_DEFAULTS.get(kind.endpoint, ()))
+            if kind.payload:
+                echo["payload"] = settings["payload"]
+            echo.update((name, settings[name]) for name in ENVELOPE[2:])
         processing = self.config.processing_time
-        seconds = processing(self._rng) if callable(processing) else processing
+        drawn = processing(self._rng) if callable(processing) else processing
         faults = self.config.faults
         failing = faults.task_failure > 0 and self._failure_rng.random() < faults.task_failure
         task = TaskRecord(
@@ -445,13 +573,16 @@ class EmulatorState:
             settings=settings,
             creation_id=self._next_id(wall_ns),
             credits=cost,
-            processing_time=max(0.0, float(seconds)),
+            processing_time=max(0.0, float(drawn)),
             failure_code=faults.task_failure_code if failing else "",
             created_at=now,
             created_at_text=created_at_text,
             created_wall=datetime.fromtimestamp(wall_ns // 1000 / 1e6, UTC),
+            output=kind.output,
+            seconds=seconds,
         )
         self._tasks[task_id] = task
+        self._creations[task.creation_id] = task
         state.tasks.append(task)
         state.in_flight += 1
         self._unfinished += 1
@@ -460,6 +591,181 @@ class EmulatorState:
         self.stats.max_in_flight = max(self.stats.max_in_flight, state.in_flight)
         self._push(now + self.config.created_time, _QUEUE, task_id)
         return task
+
+    def _seed(self, seed: int | None) -> int:
+        """The seed a task runs with: the request's, or a random one for 0 or none (the docs' rule)."""
+        return seed or self._rng.randrange(1, _rules.MAX_SEED)
+
+    def _video_settings(
+        self, request: Reference2Video | Text2Video | Img2Video | StartEnd2Video
+    ) -> dict[str, Any]:
+        """Every setting of a task of the first four kinds, defaults applied (the model table's)."""
+        endpoint = kind_of(request).endpoint
+        rule = _rules.ENDPOINT_MODELS[endpoint].get(request.model)
+        duration = request.duration
+        if duration is None:
+            duration = rule.default_duration if rule is not None else _UNKNOWN_MODEL_DURATION
+        resolution = request.resolution or (
+            rule.default_resolution if rule is not None else _UNKNOWN_MODEL_RESOLUTION
+        )
+        audio = (
+            request.audio
+            if request.audio is not None
+            else (rule.audio_default if rule is not None else False)
+        )
+        return {
+            "task_id": "",
+            "state": TaskState.CREATED.value,
+            "model": request.model,
+            "style": getattr(request, "style", None) or "general",
+            "prompt": request.prompt or "",
+            "images": [i for i in getattr(request, "images", ()) if isinstance(i, str)],
+            "duration": duration,
+            "seed": self._seed(request.seed),
+            "aspect_ratio": getattr(request, "aspect_ratio", None) or "16:9",
+            "resolution": resolution,
+            "movement_amplitude": request.movement_amplitude or "auto",
+            "bgm": bool(request.bgm),
+            "audio": audio,
+            "audio_type": getattr(request, "audio_type", None) or "all",
+            "payload": request.payload or "",
+            "off_peak": bool(request.off_peak),
+            "credits": 0,
+            "watermark": bool(request.watermark),
+            "created_at": "",
+        }
+
+    def _source(self, org: str, creation_id: str | None) -> TaskRecord | None:
+        """The organization's own video creation ``creation_id`` (what extend and upscale start from)."""
+        task = self._creations.get(creation_id or "")
+        return task if task is not None and task.org == org and task.output == "video" else None
+
+    def _spec_settings(self, request: Request, org: str) -> tuple[dict[str, Any], float]:
+        """Every setting of a task of a kind described field by field (vidu-api-endpoints.md §5-§15),
+        defaults applied, and the length of what it makes (seconds; 0 for an image)."""
+        model: str = getattr(request, "model", "")
+        models = _rules.ENDPOINT_MODELS.get(kind_of(request).endpoint, {})
+        rule = models.get(model)
+        images = [i for i in getattr(request, "images", ()) if isinstance(i, str)]
+        settings: dict[str, Any] = {
+            "model": model,
+            "prompt": getattr(request, "prompt", None) or "",
+            "images": images,
+            "duration": 0,
+            "resolution": (getattr(request, "resolution", None) or "")
+            or (rule.default_resolution if rule is not None else _UNKNOWN_MODEL_RESOLUTION),
+            "aspect_ratio": getattr(request, "aspect_ratio", None) or "16:9",
+            "bgm": bool(getattr(request, "bgm", None)),
+            "off_peak": False,
+            "watermark": bool(getattr(request, "watermark", None)),
+            "payload": request.payload or "",
+            "callback_url": request.callback_url or "",
+        }
+        seconds: float = ASSUMED_SOURCE_SECONDS
+        if isinstance(request, MultiFrame):
+            frames: list[dict[str, Any]] = [
+                {"key_image": f.key_image, "prompt": f.prompt or "", "duration": f.duration or 5}
+                for f in request.image_settings
+            ]
+            seconds = sum(f["duration"] for f in frames)  # the segments end to end (§5)
+            settings.update(
+                start_image=request.start_image,
+                image_settings=frames,
+                duration=seconds,
+                wm_url=request.wm_url or "",
+                wm_position=request.wm_position or "unspecified",
+                meta_data=request.meta_data or "",
+            )
+        elif isinstance(request, Template):
+            seconds = TEMPLATE_SECONDS
+            settings.update(template=request.template, seed=self._seed(request.seed), duration=seconds)
+        elif isinstance(request, TemplateStory):
+            seconds = STORY_SECONDS
+            settings.update(story=request.story, duration=seconds, aspect_ratio="9:16")
+        elif isinstance(request, Reference2Image):
+            seconds = 0
+            settings.update(seed=self._seed(request.seed))
+        elif isinstance(request, Extend):
+            added = request.duration or 5
+            source = self._source(org, request.video_creation_id)
+            seconds = (source.seconds if source is not None else ASSUMED_SOURCE_SECONDS) + added
+            settings.update(
+                duration=added,
+                video_creation_id=request.video_creation_id or "",
+                video_url=request.video_url if isinstance(request.video_url, str) else "",
+                aspect_ratio=source.settings["aspect_ratio"] if source is not None else "16:9",
+            )
+        elif isinstance(request, Upscale):
+            source = self._source(org, request.video_creation_id)
+            seconds = source.seconds if source is not None else ASSUMED_SOURCE_SECONDS
+            target = request.upscale_resolution or "1080p"
+            settings.update(
+                upscale_resolution=target,
+                resolution=target,
+                duration=seconds,
+                aspect_ratio=source.settings["aspect_ratio"] if source is not None else "16:9",
+            )
+        elif isinstance(request, Text2Audio | Timing2Audio):
+            length = request.duration if request.duration is not None else AUDIO_DEFAULT_SECONDS
+            seconds = float(length)
+            settings.update(
+                duration=int(length) if float(length).is_integer() else length,
+                seed=self._seed(request.seed),
+                resolution="",
+                aspect_ratio="",
+            )
+            if isinstance(request, Timing2Audio):
+                settings["timing_prompts"] = request_to_json(request)["timing_prompts"]
+        else:  # lip-sync, image2dance: as long as the source video, which the emulator cannot see
+            settings.update(duration=seconds)
+        return settings, float(seconds)
+
+    # --- the synchronous endpoints ---------------------------------------------------------------
+
+    def call_sync(
+        self,
+        request: SpeechRequest | CloneVoiceRequest | PromptRequest,
+        *,
+        endpoint: str,
+        wall_ns: int,
+        org: str,
+    ) -> SyncRecord:
+        """Answer a synchronous endpoint: charge it, remember a cloned voice, name its audio file.
+
+        Raises:
+            StateError: 400 ``FieldInvalid`` for a ``voice_id`` the organization already cloned;
+                ``CreditInsufficient`` when the balance is below the cost.
+        """
+        state = self._org(org)
+        voice_id = request.voice_id if isinstance(request, CloneVoiceRequest) else ""
+        if voice_id and voice_id in state.voices:
+            # The docs: a voice_id must be unique; a test saw the message "voice_id duplicated" (§17.1).
+            raise StateError(400, "FieldInvalid", "voice_id duplicated")
+        cost = sync_cost(request)
+        if state.credits < cost:
+            raise StateError(
+                self.config.credit_insufficient_status, "CreditInsufficient", "insufficient credits"
+            )
+        state.credits -= cost
+        if voice_id:
+            state.voices.add(voice_id)
+        self._seq += 1
+        record = SyncRecord(
+            id=self._next_id(wall_ns),
+            endpoint=endpoint,
+            org=org,
+            credits=cost,
+            created_at_text=format_created_at(wall_ns),
+            file_id="" if isinstance(request, PromptRequest) else self._next_id(wall_ns),
+            voice_id=voice_id,
+        )
+        self._sync[record.id] = record
+        return record
+
+    @property
+    def sync_records(self) -> Mapping[str, SyncRecord]:
+        """Every answer of a synchronous endpoint by id (read-only view, live)."""
+        return MappingProxyType(self._sync)
 
     def cancel(self, task_id: str, *, now: float, org: str | None = None) -> Transition:
         """Cancel a task still ``created`` or ``queueing``: it fails with ``UserCancelled``, refunded.
@@ -540,7 +846,7 @@ class EmulatorState:
                 continue
             if query.states and task.state.value not in query.states:
                 continue
-            model = task.request.model
+            model = task.settings["model"]
             if query.model_versions and not {model, model_version(model)} & query.model_versions:
                 continue
             if query.resolutions and task.settings["resolution"] not in query.resolutions:
