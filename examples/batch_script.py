@@ -1,8 +1,9 @@
 """Batch-generate a JSONL file of requests and download every video: the asyncio script case.
 
 Each line of the job file is a request body in Vidu's own JSON shape (as in the API docs), with an
-optional ``"key"`` naming it; image and video strings that are not URLs or data URIs are files
-relative to the job file (``examples/jobs.jsonl`` uses ``media/cat.png``). The file is read lazily,
+optional ``"key"`` naming it and an optional ``"endpoint"`` naming its task kind (``text2audio``,
+``template``...; ``reference2video`` without one); media strings that are not URLs or data URIs are
+files relative to the job file (``examples/jobs.jsonl`` uses ``media/cat.png``). The file is read lazily,
 a line at a time, and fed to ``client.generate_many``, which keeps as many tasks in flight as the
 account allows and hands back each ``BatchResult`` as its task finishes (videos already saved).
 
@@ -41,7 +42,7 @@ EMULATOR: Final = EmulatorConfig(processing_time=0.5)
 JOBS: Final = Path(__file__).resolve().parent / "jobs.jsonl"
 
 #: A batch item: a request, named by the line's ``"key"`` when it has one.
-Job = vidu.Reference2Video | tuple[str, vidu.Reference2Video]
+Job = vidu.Request | tuple[str, vidu.Request]
 
 
 @asynccontextmanager
@@ -70,26 +71,13 @@ async def restart_unfinished(journal: Path, input_id: str) -> None:
         print(f"({len(forgotten)} unfinished item(s) of an earlier run on the emulator start again)")
 
 
-def _media(value: object, folder: Path) -> object:
-    """URLs and data URIs as they are; any other string names a file beside the job file."""
-    if isinstance(value, str) and not value.startswith(("http://", "https://", "data:")):
-        return folder / value
-    return value
-
-
-def _with_files(fields: dict[str, Any], folder: Path) -> dict[str, Any]:
-    for name in ("images", "videos"):
-        if isinstance(fields.get(name), list):
-            fields[name] = [_media(value, folder) for value in fields[name]]
-    return fields
-
-
-def to_request(body: dict[str, Any], folder: Path) -> vidu.Reference2Video:
-    """A request from a body in Vidu's JSON shape, local media as ``Path``s (validated on construction)."""
-    fields = _with_files(dict(body), folder)
-    if isinstance(fields.get("subjects"), list):
-        fields["subjects"] = [vidu.Subject(**_with_files(dict(s), folder)) for s in fields["subjects"]]
-    return vidu.Reference2Video(**fields)
+def to_request(body: dict[str, Any], folder: Path) -> vidu.Request:
+    """A request from a body in Vidu's JSON shape, of the kind its ``"endpoint"`` names
+    (``reference2video`` without one); local media are files beside the job file (validated here)."""
+    endpoint = body.pop("endpoint", "reference2video")
+    if not isinstance(endpoint, str):
+        raise ValueError(f"endpoint: expected a string, got {type(endpoint).__name__}")
+    return vidu.request_from_json(body, endpoint=endpoint, media_root=folder)
 
 
 async def read_jobs(path: Path, rejected: list[str]) -> AsyncGenerator[Job, None]:

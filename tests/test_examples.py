@@ -21,6 +21,7 @@ from typing import Any, Final
 import attrs
 import pytest
 
+from vidu_async._kinds import kind_named
 from vidu_async.emulator import EmulatorConfig
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -50,6 +51,16 @@ def fast(module: ModuleType, monkeypatch: pytest.MonkeyPatch, **changes: Any) ->
     config: EmulatorConfig = module.EMULATOR
     monkeypatch.setattr(module, "EMULATOR", attrs.evolve(config, **{"processing_time": 0.05, **changes}))
     return module
+
+
+def lines(path: Path) -> list[str]:
+    """The non-blank lines of a text file."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def files(folder: Path, *suffixes: str) -> list[Path]:
+    """The files in ``folder`` with one of ``suffixes`` (every file without any)."""
+    return sorted(p for p in folder.iterdir() if not suffixes or p.suffix in suffixes)
 
 
 def mp4s(folder: Path) -> list[Path]:
@@ -120,7 +131,8 @@ class TestBatchScript:
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """All twelve jobs succeed with a video each; the same command again reports them from the journal."""
+        """Every job succeeds with its file (a video, an image or a sound by its kind); the same command
+        again reports them from the journal."""
         example = fast(load("batch_script"), monkeypatch)
         jobs = EXAMPLES / "jobs.jsonl"
         count = sum(1 for line in jobs.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -132,9 +144,17 @@ class TestBatchScript:
         ok = re.findall(r"^\[\s*\d+\] ok\s+(\S+)\s", first, re.MULTILINE)
         assert sorted(ok) == sorted(keys)
         assert f"{count} succeeded, 0 failed, 0 lines skipped (0 from an earlier run)" in first
+        outputs = [
+            kind_named(json.loads(line).get("endpoint", "reference2video")).output for line in lines(jobs)
+        ]
         videos = mp4s(out / "videos")
-        assert len(videos) == count
+        assert len(videos) == outputs.count("video")
         assert all(is_mp4(video) for video in videos)
+        assert len(list((out / "videos").glob("*.png"))) == outputs.count("image") == 1
+        sounds = [
+            p for p in (out / "videos").iterdir() if p.suffix in (".mp3", ".wav", ".m4a", ".aac", ".ogg")
+        ]
+        assert len(sounds) == outputs.count("audio") == 2
 
         assert await example.main([str(jobs), "--out", str(out)]) == 0
         again = capsys.readouterr().out
@@ -202,6 +222,46 @@ class TestBatchScript:
             "last",
         ]
         assert "2 succeeded, 0 failed, 6 lines skipped" in captured.out
+
+
+class TestEveryKind:
+    """examples/every_kind.py: one request of each kind, and the synchronous endpoints."""
+
+    async def test_every_kind(
+        self,
+        tmp_path: Path,
+        no_key: None,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Every kind succeeds and saves its media; the sync endpoints answer."""
+        example = fast(load("every_kind"), monkeypatch)
+        assert await example.main(["--out", str(tmp_path)]) == 0
+        printed = capsys.readouterr().out
+        for name in example.KINDS:
+            assert re.search(rf"^{re.escape(name)}: \d+ -> \S+", printed, re.MULTILINE), name
+        assert "speech: http" in printed
+        assert "voice example_voice_01: preview http" in printed
+        assert "idea (img2video):" in printed
+        assert len(mp4s(tmp_path)) == 10  # thirteen kinds: one makes an image, two make sounds
+        assert len(files(tmp_path, ".png")) == 1
+
+    async def test_one_kind(
+        self,
+        tmp_path: Path,
+        no_key: None,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        example = fast(load("every_kind"), monkeypatch)
+        assert await example.main(["text2audio", "--out", str(tmp_path)]) == 0
+        (sound,) = files(tmp_path)
+        assert sound.suffix in (".mp3", ".wav")
+
+    async def test_unknown_kind(self, no_key: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        example = fast(load("every_kind"), monkeypatch)
+        with pytest.raises(SystemExit):
+            await example.main(["text2speech"])
 
 
 class TestPipeline:
