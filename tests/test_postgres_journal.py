@@ -395,6 +395,12 @@ class TestClaims:
                     tg.start_soon(finish_soon)
                     assert await b.wait_for_change(4)
             assert await b.claim(fingerprint=fingerprint) is not None
+            # A lost listening connection is replaced by the next wait.
+            assert b._listener is not None
+            await b._listener.close()
+            assert not await b.wait_for_change(0.05)
+            assert await a.finish(claim.key, state="success")  # rewritten: notifies again
+            assert await b.wait_for_change(4)
 
 
 class TestFencing:
@@ -668,7 +674,13 @@ class TestAdoption:
 
 class TestSummary:
     async def test_counts(self, postgres_dsn: str) -> None:
-        async with worker(postgres_dsn, load=items(5), capacity=3, worker_name="pod-a") as j:
+        """Per-state counts, this batch's workers with their items, slots; nothing stuck."""
+        async with (
+            journal(postgres_dsn, worker_name="elsewhere") as other,
+            worker(postgres_dsn, load=items(5), capacity=3, worker_name="pod-a") as j,
+        ):
+            await other.load("another batch", items(1))
+            await other.register()
             first = await j.claim(fingerprint=fingerprint)
             second = await j.claim(fingerprint=fingerprint)
             assert first is not None
@@ -682,7 +694,7 @@ class TestSummary:
         assert dict(summary.states) == {"intent": 1, "pending": 2, "submitted": 1, "success": 1}
         assert summary.unfinished == 4
         assert (summary.capacity, summary.slots_held) == (3, 2)
-        (me,) = summary.workers
+        (me,) = summary.workers  # not the worker of the other batch
         assert (me.name, me.live, dict(me.items)) == ("pod-a", True, {"intent": 1, "submitted": 1})
         assert summary.stuck == ()
 

@@ -112,6 +112,7 @@ _SCHEMA_1: Final = (
     """
     CREATE TABLE vidu_workers (
         worker_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- never reused
+        input_id    text,                    -- the batch it works on, when it named one first
         name        text NOT NULL,
         host        text NOT NULL,
         pid         integer NOT NULL,
@@ -527,7 +528,8 @@ class BatchSummary:
         loaded: How many items the loader inserted (``None`` until a loader finished).
         states: Items per state (``pending``, ``intent``, ``submitted``, ``success``...).
         unfinished: Items not finished yet, pending ones included.
-        workers: Every worker that owns an unfinished item of the batch or has a live lease.
+        workers: Every worker that owns an unfinished item of the batch, or registered for it and
+            has a live lease.
         capacity: The organization's slots.
         slots_held: Slots held by tasks (of any batch of the organization).
         stuck: Unfinished items whose owner's lease lapsed, or that an adopter marked undecidable.
@@ -1053,12 +1055,13 @@ class PostgresJournal:
         started = anyio.current_time()
         async with self._connection() as conn:
             worker_id: int = await conn.fetchval(
-                "INSERT INTO vidu_workers (name, host, pid, lease_until)"
-                " VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4)) RETURNING worker_id",
+                "INSERT INTO vidu_workers (input_id, name, host, pid, lease_until)"
+                " VALUES ($5, $1, $2, $3, clock_timestamp() + make_interval(secs => $4)) RETURNING worker_id",
                 self.worker_name,
                 socket.gethostname(),
                 os.getpid(),
                 self.lease_seconds,
+                self._input_id,
             )
         self._worker_id = worker_id
         self._lease_deadline = started + self.lease_seconds
@@ -1103,6 +1106,8 @@ class PostgresJournal:
     async def _run_heartbeat(self) -> None:
         while True:
             await anyio.sleep(self.heartbeat_every)
+            if self._state != "open":
+                return  # closing: the lease is about to end anyway
             try:
                 await self.heartbeat()
             except LeaseLostError as exc:
@@ -1583,9 +1588,15 @@ class PostgresJournal:
 
         A change that came since the previous call returns at once, so none is lost between two
         waits. Polling (:meth:`claim` again after the timeout) stays the fallback: a notification
-        is a hint, never the only way to learn of a change.
+        is a hint, never the only way to learn of a change (one sent while the listening connection
+        was being replaced is lost).
+
+        Raises:
+            JournalError: No connection to listen on could be opened.
         """
         self._check_usable()
+        if self._listener is not None and self._listener.is_closed():
+            self._listener = None  # the connection was lost: listen again on a new one
         if self._listener is None:
             try:
                 self._listener = await self._asyncpg.connect(
@@ -1661,7 +1672,8 @@ class PostgresJournal:
                 " extract(epoch FROM w.lease_until)::float8 AS lease_until, i.state, count(i.key) AS n"
                 " FROM vidu_workers w LEFT JOIN vidu_items i"
                 "   ON i.worker_id = w.worker_id AND i.input_id = $1 AND NOT i.finished"
-                " WHERE i.key IS NOT NULL OR (w.lease_until > clock_timestamp() AND w.stopped_at IS NULL)"
+                " WHERE i.key IS NOT NULL"
+                "    OR (w.input_id = $1 AND w.lease_until > clock_timestamp() AND w.stopped_at IS NULL)"
                 " GROUP BY w.worker_id, i.state ORDER BY w.worker_id, i.state",
                 input_id,
             )
