@@ -26,10 +26,11 @@ import pytest
 from aiohttp import web
 from conftest import load_fixture
 
-from vidu_async._models import Template
-from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
+from vidu_async._convert import request_from_json, sync_request_from_json
+from vidu_async._models import PromptRequest, SpeechRequest, Template
+from vidu_async.emulator import Emulator, EmulatorConfig, EmulatorState, FaultConfig
 from vidu_async.emulator._files import MP3_FRAME_BYTES, mp3_frames, png_image, wav_audio
-from vidu_async.emulator._state import sync_cost
+from vidu_async.emulator._state import StateError, kind_cost, sync_cost
 
 pytestmark = pytest.mark.anyio
 
@@ -533,6 +534,14 @@ class TestFiles:
         assert suffix(url) == ("mp4" if endpoint == "template" else "")
         assert wrong == 404
 
+    async def test_bare_speech_url(self) -> None:
+        """bare_media_urls holds for speech too; audio_format="wav" serves it as a WAV."""
+        async with running(bare_media_urls=True, audio_format="wav") as (emu, session):
+            _, data = await post(session, f"{emu.base_url}{API}/audio-tts", minimal("audio-tts"))
+            status, content_type, audio = await fetch(session, data["file_url"])
+        assert (status, content_type, suffix(data["file_url"])) == (200, "audio/wav", "")
+        assert_wav(audio)
+
     async def test_download_faults(self) -> None:
         """Image downloads take the download route's faults."""
         async with running() as (emu, session):
@@ -564,7 +573,8 @@ class TestSync:
             )
             got, content_type, audio = await fetch(session, data["file_url"])
             _, credits = await get_json(session, f"{emu.base_url}{API}/credits")
-            lookup, _ = await get_json(session, f"{emu.base_url}{API}/tasks/{data['task_id']}/creations")
+            _, lookup = await get_json(session, f"{emu.base_url}{API}/tasks/{data['task_id']}/creations")
+            _, tasks = await get_json(session, f"{emu.base_url}{API}/tasks")
         assert status == 200, data
         assert set(data) == {"task_id", "state", "file_url", "credits", "payload", "created_at"}
         assert (data["state"], data["credits"], data["payload"]) == ("success", 1, "p")
@@ -574,7 +584,10 @@ class TestSync:
         assert remain["credit_remain"] == emu.config.credits - 1
         assert (remain["current_concurrency"], remain["queue_count"]) == (0, 0)
         assert emu.stats.tasks_created == 0
-        assert lookup == 404  # not a task: nothing to poll
+        assert lookup["state"] == "success"  # read back as a finished task (§16.2), never listed
+        assert suffix(lookup["creations"][0]["url"]) == "mp3"
+        assert (lookup["payload"], lookup["credits"]) == ("p", 1)
+        assert tasks["tasks"] == []
         assert emu.stats.requests["audio-tts"] == 1
 
     async def test_clone_and_duplicate(self) -> None:
@@ -698,8 +711,87 @@ class TestSync:
 
     def test_costs(self) -> None:
         """Speech is charged by characters (one credit per 1000 started); suggestions are free."""
-        from vidu_async._models import PromptRequest, SpeechRequest
-
         speech = SpeechRequest(text="a" * 1001, voice_setting_voice_id="v")
         prompts = PromptRequest(images=["https://example.com/a.jpg"], type=["template"])
         assert (sync_cost(speech), sync_cost(prompts)) == (2, 0)
+
+
+# --- the pure core -------------------------------------------------------------------------------------
+
+
+class TestPureState:
+    """The state machine alone: no loop, no HTTP."""
+
+    def state(self, **config: Any) -> EmulatorState:
+        return EmulatorState(EmulatorConfig(**{**FAST, **config}))
+
+    def test_new_kinds_run_and_free_their_slot(self) -> None:
+        """A template task runs through the states and holds a slot like any other."""
+        state = self.state(concurrency=1)
+        first, second = (
+            state.submit(
+                request_from_json(minimal("template"), endpoint="template"),
+                now=0.0,
+                wall_ns=10**18,
+                org="o",
+                api_key="k",
+            )
+            for _ in range(2)
+        )
+        state.advance(0.02)
+        assert (first.state.value, second.state.value) == ("processing", "queueing")
+        state.advance(1.0)
+        assert (first.state.value, second.state.value) == ("success", "success")
+        assert (first.output, first.seconds, first.credits) == ("video", 4.0, 20)
+
+    def test_audio_and_image_outputs(self) -> None:
+        """The kind's media and length are kept for the creation."""
+        state = self.state()
+        audio = state.submit(
+            request_from_json(minimal("timing2audio"), endpoint="timing2audio"),
+            now=0.0,
+            wall_ns=10**18,
+            org="o",
+            api_key="k",
+        )
+        image = state.submit(
+            request_from_json(minimal("reference2image"), endpoint="reference2image"),
+            now=0.0,
+            wall_ns=10**18,
+            org="o",
+            api_key="k",
+        )
+        assert (audio.output, audio.seconds) == ("audio", 8.0)
+        assert (image.output, image.seconds, image.credits) == ("image", 0.0, 2)
+
+    def test_duplicate_voice_and_credits(self) -> None:
+        """A voice_id is the organization's once; a call the balance cannot pay is refused."""
+        state = self.state(credits=1)
+        clone = sync_request_from_json(minimal("audio-clone"), endpoint="audio-clone")
+        record = state.call_sync(clone, endpoint="audio-clone", wall_ns=10**18, org="o")
+        assert (record.voice_id, record.credits, state.credits("o").credit_remain) == (
+            "acme_narrator_01",
+            1,
+            0,
+        )
+        with pytest.raises(StateError, match="voice_id duplicated"):
+            state.call_sync(clone, endpoint="audio-clone", wall_ns=10**18, org="o")
+        speech = sync_request_from_json(minimal("audio-tts"), endpoint="audio-tts")
+        with pytest.raises(StateError, match="CreditInsufficient"):
+            state.call_sync(speech, endpoint="audio-tts", wall_ns=10**18, org="o")
+        assert len(state.sync_records) == 1
+
+    @pytest.mark.parametrize(
+        ("endpoint", "settings", "seconds", "credits"),
+        [
+            ("extend", {"model": "viduq2-pro", "resolution": "1080p", "duration": 7}, 12.0, 60 + 15 * 7),
+            ("multiframe", {"model": "viduq2-pro", "resolution": "540p", "duration": 9}, 9.0, 15 + 5 * 9),
+            ("upscale-new", {"resolution": "8K"}, 3.5, 4 * 16),
+            ("text2audio", {}, 4.9, 1),
+            ("timing2audio", {}, 5.0, 2),
+            ("lip-sync", {}, 5.0, 25),
+        ],
+    )
+    def test_kind_cost(self, endpoint: str, settings: dict[str, Any], seconds: float, credits: int) -> None:
+        """The price table of the kinds described field by field."""
+        assert kind_cost(endpoint, settings, seconds) == credits

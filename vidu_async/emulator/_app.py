@@ -339,6 +339,21 @@ class Runtime:
         )
         return body
 
+    def sync_task_body(self, record: SyncRecord, base: str) -> dict[str, Any]:
+        """The ``GET …/creations`` shape of a synchronous answer with an audio file: a finished task."""
+        body: dict[str, Any] = {"id": record.id} if self.config.query_includes_id else {}
+        body.update(
+            state=TaskState.SUCCESS.value,
+            err_code="",
+            credits=record.credits,
+            payload=record.payload,
+            creations=[
+                {"id": record.file_id, "url": self.media_url(base, record.id, record.file_id, "audio")}
+            ],
+            created_at=record.created_at_text,
+        )
+        return body
+
     def list_row(self, task: TaskRecord, base: str, *, unknown_state: bool = False) -> dict[str, Any]:
         """One row of ``GET /ent/v2/tasks``: the documented fields, plus state and credits unless omitted."""
         row: dict[str, Any] = {
@@ -860,8 +875,14 @@ def _sync_body(
 
 async def _get(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
+    task_id = request.match_info["task_id"]
+    record = runtime.state.sync_records.get(task_id)
+    if record is not None and record.file_id and record.org == request[_ORG]:
+        # Speech and a cloned voice's demo can be read back as a finished task, as clients that
+        # poll a TTS answer without file_url expect (vidu-api-endpoints.md §16.2, an inference).
+        return web.json_response(runtime.sync_task_body(record, _base(request, runtime)))
     try:
-        task = runtime.state.get(request.match_info["task_id"], org=request[_ORG])
+        task = runtime.state.get(task_id, org=request[_ORG])
     except StateError as exc:
         return _state_error(exc)
     base = _base(request, runtime)

@@ -255,6 +255,7 @@ class SyncRecord:
         created_at_text: Its RFC 3339 ``created_at``.
         file_id: The name of its audio file (speech, a cloned voice's demo), "" when it has none.
         voice_id: The voice a clone created.
+        payload: The request's ``payload`` ("" when none).
     """
 
     id: str
@@ -264,6 +265,7 @@ class SyncRecord:
     created_at_text: str
     file_id: str = ""
     voice_id: str = ""
+    payload: str = ""
 
 
 @attrs.frozen
@@ -758,6 +760,7 @@ class EmulatorState:
             created_at_text=format_created_at(wall_ns),
             file_id="" if isinstance(request, PromptRequest) else self._next_id(wall_ns),
             voice_id=voice_id,
+            payload=getattr(request, "payload", None) or "",
         )
         self._sync[record.id] = record
         return record
