@@ -672,13 +672,15 @@ class TestEngine:
 
 @pytest.mark.anyio
 async def test_signed_callbacks_for_every_kind() -> None:
-    """The emulator signs and delivers each new kind's callbacks, and the SDK's receiver reads them."""
+    """The emulator signs and delivers the callbacks of every kind beside reference2video (the ten
+    described field by field too), and the SDK's receiver reads them."""
+    endpoints = sorted(k for k in KINDS if k != "reference2video")
     got: list[vidu.Task] = []
     done = anyio.Event()
 
     def on_update(task: vidu.Task) -> None:
         got.append(task)
-        if sum(t.state is vidu.TaskState.SUCCESS for t in got) == len(TYPES):
+        if sum(t.state is vidu.TaskState.SUCCESS for t in got) == len(endpoints):
             done.set()
 
     with socket.socket() as sock:
@@ -690,7 +692,7 @@ async def test_signed_callbacks_for_every_kind() -> None:
             await web.SockSite(runner, sock).start()
             async with raw(api_key="emu-key") as (emu, session):
                 ids = set()
-                for endpoint in sorted(TYPES):
+                for endpoint in endpoints:
                     body = {**minimal(endpoint), "callback_url": url}
                     status, data = await post(session, f"{emu.base_url}/ent/v2/{endpoint}", body)
                     assert status == 200, data

@@ -149,3 +149,23 @@ async def test_every_kind_in_one_batch_under_the_fault_mix(tmp_path: Path) -> No
                 assert path.suffix == ".png"
             elif output == "video":
                 assert path.suffix == ".mp4"
+
+
+@pytest.mark.parametrize("endpoint", sorted(KINDS))
+async def test_generate_and_download_each_kind(endpoint: str, tmp_path: Path) -> None:
+    """``generate`` then ``download`` (which tells the media from what is served) for each kind."""
+    config = EmulatorConfig(created_time=0.01, processing_time=0.05)
+    async with (
+        Emulator(config) as emu,
+        vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client,
+    ):
+        with anyio.fail_after(20):
+            task = await client.generate(item(endpoint, 0))
+            files = await client.download(task, tmp_path, cover=True)
+        (record,) = emu.tasks.values()
+    output = KINDS[endpoint].output
+    assert type(record.request) is KINDS[endpoint].request_type
+    main, *covers = files
+    assert whole_media(main, output)
+    assert main.suffix == {"video": ".mp4", "image": ".png", "audio": main.suffix}[output]
+    assert [whole_media(c, "image") for c in covers] == [True] * (output == "video")
