@@ -610,6 +610,21 @@ class TestSync:
         assert (again, refused["reason"], refused["message"]) == (400, "FieldInvalid", "voice_id duplicated")
         assert other == 200
 
+    async def test_pending_answers(self) -> None:
+        """pending_audio_answers: speech and clone answer "queueing" without their audio, which
+        GET creations of the task_id then has (§17.2, §22.12)."""
+        async with running(pending_audio_answers=True) as (emu, session):
+            _, speech = await post(session, f"{emu.base_url}{API}/audio-tts", minimal("audio-tts"))
+            _, voice = await post(session, f"{emu.base_url}{API}/audio-clone", minimal("audio-clone"))
+            for answer in (speech, voice):
+                _, task = await get_json(session, f"{emu.base_url}{API}/tasks/{answer['task_id']}/creations")
+                status, _, audio = await fetch(session, task["creations"][0]["url"])
+                assert (task["state"], status) == ("success", 200)
+                assert_mp3(audio)
+        assert (speech["state"], voice["state"]) == ("queueing", "queueing")
+        assert set(speech) == {"task_id", "state", "credits", "payload", "created_at"}
+        assert set(voice) == {"task_id", "state", "voice_id", "payload", "created_at"}
+
     async def test_prompts(self) -> None:
         """§18.2: count prompts per requested type; template ones carry a prompt, a known template
         and the resolution (default 360p); count defaults to 5."""

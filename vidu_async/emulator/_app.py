@@ -3,6 +3,11 @@
 Everything that decides *what* happens lives in ``_state`` (pure); this module turns requests into
 calls on it and its answers into Vidu's bodies. One background task per application sleeps until
 the next due transition; handlers also advance the state first, so every read is current.
+
+Routes: a create for every task kind (``KINDS``, counted as ``create``) and for the legacy
+``template2video`` (served as ``template``); the three synchronous endpoints, each counted and
+faulted under its own path; the task reads (get, cancel, list, credits); and ``/files/…``, the
+signed links of every creation (MP4 + JPEG cover, PNG, MP3 or WAV) and of speech and voice demos.
 """
 
 from __future__ import annotations
@@ -863,12 +868,14 @@ def _sync_body(
             "prompts": prompts,
             "created_at": record.created_at_text,
         }
+    pending = runtime.config.pending_audio_answers
     audio = runtime.media_url(base, record.id, record.file_id, "audio")
-    out: dict[str, Any] = {"task_id": record.id, "state": TaskState.SUCCESS.value}
+    state = TaskState.QUEUEING if pending else TaskState.SUCCESS
+    out: dict[str, Any] = {"task_id": record.id, "state": state.value}
     if isinstance(parsed, SpeechRequest):
-        out.update(file_url=audio, credits=record.credits)
+        out.update({} if pending else {"file_url": audio}, credits=record.credits)
     else:
-        out.update(voice_id=record.voice_id, demo_audio=audio)
+        out.update({"voice_id": record.voice_id}, **({} if pending else {"demo_audio": audio}))
     out.update(payload=parsed.payload or "", created_at=record.created_at_text)
     return out
 

@@ -218,6 +218,9 @@ class EmulatorConfig:
         bare_media_urls: Serve image and audio files at URLs without a file suffix, so a client
             has to take the type from the ``Content-Type`` (the docs name no format: §1.11-§1.12).
             Videos and covers keep ``.mp4``/``.jpg``, as every documented example shows.
+        pending_audio_answers: ``audio-tts`` and ``audio-clone`` answer ``state: "queueing"``
+            without ``file_url``/``demo_audio`` (the clone page's own states, §17.2, §22.12); the
+            audio is then read from ``GET …/creations`` of the answer's ``task_id``.
         faults: Fault injection.
         callbacks: Callback delivery.
     """
@@ -240,6 +243,7 @@ class EmulatorConfig:
     extra_known: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     audio_format: AudioFormat = attrs.field(default="mp3")
     bare_media_urls: bool = False
+    pending_audio_answers: bool = False
     faults: FaultConfig = DEFAULT_FAULTS
     callbacks: CallbackConfig = DEFAULT_CALLBACKS
 
