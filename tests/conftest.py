@@ -4,6 +4,8 @@ and the check of a refused command's one error line."""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,18 @@ def small_request(**changes: Any) -> vidu.Reference2Video:
     }
     fields.update(changes)
     return vidu.Reference2Video(**fields)
+
+
+def png(width: int = 128, height: int = 128, *, padding: int = 0) -> bytes:
+    """A whole black PNG of the given size (``padding`` bytes of a text chunk make it larger)."""
+    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    extra = chunk(b"tEXt", b"c\x00" + b"x" * padding) if padding else b""
+    return b"\x89PNG\r\n\x1a\n" + head + extra + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def one_error_line(err: str) -> str:

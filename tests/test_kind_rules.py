@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from conftest import load_fixture
+from conftest import load_fixture, png
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -109,18 +108,6 @@ def problems(endpoint: str, **changes: Any) -> dict[str, str]:
     with pytest.raises(RequestValidationError) as info:
         read(endpoint, **changes)
     return {p.field: p.reason for p in info.value.problems}
-
-
-def png(width: int = 128, height: int = 128, *, padding: int = 0) -> bytes:
-    """A black PNG of the given size (``padding`` bytes of an ancillary chunk make it larger)."""
-    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-    extra = chunk(b"teXt", b"c\x00" + b"x" * padding) if padding else b""
-    return b"\x89PNG\r\n\x1a\n" + head + extra + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def wav(seconds: float = 1.0) -> bytes:

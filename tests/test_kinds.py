@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +21,7 @@ import anyio
 import attrs
 import pytest
 from aiohttp import web
-from conftest import load_fixture, small_request
+from conftest import load_fixture, png, small_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -218,17 +216,6 @@ def refused(endpoint: str, **changes: Any) -> tuple[str, ...]:
     with pytest.raises(RequestValidationError) as info:
         make(endpoint, **changes)
     return info.value.fields
-
-
-def png(width: int = 128, height: int = 128) -> bytes:
-    """A black PNG of the given size."""
-    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 # --- the seam ---------------------------------------------------------------------------------------
