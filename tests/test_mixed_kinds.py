@@ -169,3 +169,32 @@ async def test_generate_and_download_each_kind(endpoint: str, tmp_path: Path) ->
     assert whole_media(main, output)
     assert main.suffix == {"video": ".mp4", "image": ".png", "audio": main.suffix}[output]
     assert [whole_media(c, "image") for c in covers] == [True] * (output == "video")
+
+
+async def test_every_kind_journaled_and_resumed(tmp_path: Path) -> None:
+    """A journaled batch of every kind left after one result, then run again: the second run
+    re-attaches every task the first made (none is created twice) and saves each kind's file."""
+    journal = tmp_path / "journal.sqlite"
+    requests = [(endpoint, item(endpoint, 1)) for endpoint in KINDS]
+    config = EmulatorConfig(created_time=0.01, processing_time=0.3, concurrency=20)
+    async with Emulator(config) as emu:
+        async with vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client:
+            with anyio.fail_after(20):
+                async with client.generate_many(requests, journal=journal, max_in_flight=20) as batch:
+                    async for first in batch:
+                        assert first.ok
+                        break
+        made = emu.stats.tasks_created
+        assert made == len(KINDS)  # every item was in flight when the first run left
+        async with vidu.ViduClient(emu.api_key, base_url=emu.base_url) as client:
+            with anyio.fail_after(20):
+                async with client.generate_many(
+                    requests, journal=journal, download_to=tmp_path / "f"
+                ) as batch:
+                    results = [result async for result in batch]
+        assert emu.stats.tasks_created == made
+    assert sorted(r.key for r in results) == sorted(KINDS)
+    assert all(r.ok and r.resumed for r in results)
+    for r in results:
+        (path,) = r.files
+        assert whole_media(path, KINDS[r.key].output), r.key
