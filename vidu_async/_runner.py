@@ -8,6 +8,13 @@ with its line number and recorded as failed; the rest runs. Results go to ``OUT/
 (one line per input, rewritten by every run that gets going; one refused at the start, by its
 journal say, leaves the previous file alone), videos to ``OUT/videos/``, the journal to
 ``OUT/journal.sqlite``.
+
+With ``--journal postgresql://...`` the batch is shared: any number of workers on any number of
+machines run the same command on the same job file (the batch is the sha256 of its bytes) and split
+its items through the database. Each writes the results and files of the items it finished, a row
+as each finishes (``OUT/results.jsonl`` is then written in place, not replaced at the end, so a
+worker killed mid-way leaves every row it finished); a run after the batch finished lists every
+item's stored result and fetches missing files, creating nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from __future__ import annotations
 import codecs
 import contextlib
 import glob
+import hashlib
 import itertools
 import json
 import os
 import re
 import shlex
+import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
@@ -31,9 +40,19 @@ from . import BatchResult, ViduClient, request_from_json
 from ._batch_input import DUPLICATE_KEY, JobItem, json_type, key_problem
 from ._progress import Display, Tally
 from .exceptions import RequestValidationError, TaskFailedError, TransportError
-from .journal import SQLiteJournal
+from .journal import PostgresJournal, SQLiteJournal
 
-__all__ = ["RunOptions", "RunOutcome", "resume_command", "resume_needs_key", "run_jobs", "summary_rows"]
+__all__ = [
+    "RunOptions",
+    "RunOutcome",
+    "input_digest",
+    "is_database_url",
+    "resume_command",
+    "resume_needs_key",
+    "resume_needs_password",
+    "run_jobs",
+    "summary_rows",
+]
 
 #: Lines read from the job file per trip to the worker thread.
 _READ_CHUNK: Final = 512
@@ -54,6 +73,18 @@ class RunOptions:
     max_credits: int | None = None
     #: The client talks to an emulator in this process (``--emulator``): its tasks end with it.
     embedded_emulator: bool = False
+    #: A PostgreSQL journal's URL (``--journal postgresql://...``): the batch is shared. Never shown
+    #: as it is (its password): :attr:`journal_shown`.
+    database: str | None = attrs.field(default=None, repr=False)
+    #: Seconds a shared batch's worker lease lasts without a heartbeat (``None``: the journal's default).
+    lease: float | None = None
+    #: How the worker appears in ``vidu-async batch`` (``None``: ``host:pid``).
+    worker_name: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether the batch is shared through PostgreSQL."""
+        return self.database is not None
 
     @property
     def input_id(self) -> str:
@@ -61,6 +92,13 @@ class RunOptions:
         emulator (so that a journal of one kind of run is refused by the other)."""
         path = str(self.jobs.resolve())
         return f"{path} (embedded emulator)" if self.embedded_emulator else path
+
+    @property
+    def journal_shown(self) -> str:
+        """The journal as the summary shows it: a path, or the database's URL without its password."""
+        if self.database is not None:
+            return redact_url(self.database)
+        return str(self.journal_path)
 
     @property
     def journal_path(self) -> Path:
@@ -91,10 +129,14 @@ class RunOutcome:
     invalid: int = 0
     #: Failed items that got no answer from the service (a refused connection, say).
     no_answer: int = 0
+    #: A shared batch: this worker's results are the items it finished, not every input.
+    shared: bool = False
 
     @property
     def all_succeeded(self) -> bool:
-        """Whether every input succeeded."""
+        """Whether every input succeeded (in a shared batch: every item this worker reported)."""
+        if self.shared:
+            return not self.interrupted and self.failed == 0
         return not self.interrupted and self.failed == 0 and self.succeeded == self.total
 
     @property
@@ -108,6 +150,52 @@ class _BadLine:
     line: int
     key: str | None
     error: str
+
+
+def is_database_url(journal: str | None) -> bool:
+    """Whether ``--journal`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    scheme, sep, _ = (journal or "").partition("://")
+    return bool(sep) and scheme.lower() in ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password (in the user part or a ``password=`` parameter) as ``***``."""
+    return _without_password(url, "***")[0]
+
+
+def _without_password(url: str, mask: str | None) -> tuple[str, bool]:
+    """``url`` with any password replaced by ``mask`` (``None``: left out), and whether it had one."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unreadable URL>", True
+    had = False
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        if colon:
+            had = True
+            netloc = f"{user}:{mask}@{host}" if mask is not None else f"{user}@{host}"
+    pieces = parts.query.split("&") if parts.query else []
+    query = []
+    for piece in pieces:
+        if piece.partition("=")[0].lower() == "password":
+            had = True
+            if mask is not None:
+                query.append(f"password={mask}")
+        else:
+            query.append(piece)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="&".join(query))), had
+
+
+def input_digest(path: Path) -> str:
+    """The sha256 of the job file's bytes: a shared batch's ``input_id``, the same on every machine."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _count_inputs(path: Path) -> int:
@@ -152,11 +240,16 @@ def _one_line(text: str) -> str:
 
 
 class _ResultsFile:
-    """``results.jsonl`` written off the event loop, a chunk at a time, replaced whole at the end."""
+    """``results.jsonl`` written off the event loop, a chunk at a time, replaced whole at the end.
 
-    def __init__(self, path: Path) -> None:
+    With ``in_place=True`` (a shared batch) the file itself is written, a row as each result comes:
+    a worker killed at any moment leaves the row of every item it finished.
+    """
+
+    def __init__(self, path: Path, *, in_place: bool = False) -> None:
         self.path = path
-        self._temp = path.with_name(path.name + ".tmp")
+        self.in_place = in_place
+        self._temp = path if in_place else path.with_name(path.name + ".tmp")
         self._pending: list[str] = []
         self._handle: IO[str] | None = None
 
@@ -171,7 +264,7 @@ class _ResultsFile:
 
     async def add(self, row: dict[str, Any]) -> None:
         self._pending.append(json.dumps(row, ensure_ascii=False) + "\n")
-        if len(self._pending) >= _WRITE_CHUNK:
+        if self.in_place or len(self._pending) >= _WRITE_CHUNK:
             await self.flush()
 
     async def flush(self) -> None:
@@ -191,6 +284,8 @@ class _ResultsFile:
 
                 def close_sync() -> None:
                     handle.close()
+                    if self.in_place:
+                        return
                     if keep:
                         os.replace(self._temp, self.path)
                     else:
@@ -240,6 +335,8 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
     Returns:
         The outcome; :attr:`RunOutcome.all_succeeded` decides the exit status.
     """
+    if options.database is not None:
+        return await _run_shared(client, options, display, tally, options.database)
     # The journal's lock first: until it is held, another run may own the output folder, and
     # nothing in it is touched. A journal of another input is refused here with nothing to undo.
     async with SQLiteJournal(options.journal_path) as journal:
@@ -254,12 +351,39 @@ async def run_jobs(client: ViduClient, options: RunOptions, display: Display, ta
         return await _run_with_journal(client, options, display, tally, journal)
 
 
+async def _run_shared(
+    client: ViduClient, options: RunOptions, display: Display, tally: Tally, database: str
+) -> RunOutcome:
+    """The job file as a batch shared through PostgreSQL: named by the sha256 of its bytes, so
+    the same file on any machine joins the same batch."""
+    input_id = await anyio.to_thread.run_sync(input_digest, options.jobs)
+    settings: dict[str, Any] = {}
+    if options.lease is not None:
+        # A short lease wants a short send window too (an adopter reconciles an intent only once
+        # its send_by has passed) and a margin the guard keeps below the lease's end.
+        settings.update(
+            lease_seconds=options.lease,
+            send_window=2 * options.lease,
+            send_margin=min(5.0, options.lease / 3),
+        )
+    journal = PostgresJournal(database, worker_name=options.worker_name, **settings)
+    async with journal:
+        display.note(f"batch {input_id} in {journal.dsn}")
+        return await _run_with_journal(client, options, display, tally, journal, input_id=input_id)
+
+
 async def _run_with_journal(
-    client: ViduClient, options: RunOptions, display: Display, tally: Tally, journal: SQLiteJournal
+    client: ViduClient,
+    options: RunOptions,
+    display: Display,
+    tally: Tally,
+    journal: SQLiteJournal | PostgresJournal,
+    *,
+    input_id: str | None = None,
 ) -> RunOutcome:
     tally.total = await anyio.to_thread.run_sync(_count_inputs, options.jobs)
-    outcome = RunOutcome(total=tally.total)
-    results = _ResultsFile(options.results_path)
+    outcome = RunOutcome(total=tally.total, shared=options.shared)
+    results = _ResultsFile(options.results_path, in_place=options.shared)
     await results.open()
     lines_of: dict[int, int] = {}  # batch index -> line number, for the items in flight
 
@@ -306,6 +430,7 @@ async def _run_with_journal(
         timeout=options.timeout,
         max_credits=options.max_credits,
         journal=journal,
+        input_id=input_id,
         download_to=options.videos if options.download else None,
     )
     tally.charged = lambda: batch.credits
@@ -390,23 +515,35 @@ def _remove_task_files(videos: Path, task_ids: list[str]) -> None:
                 path.unlink()
 
 
+def _names_journal(option: str) -> bool:
+    # "--jo" could be --json as well: argparse takes only an unambiguous prefix.
+    return len(option) > len("--jo") and "--journal".startswith(option)
+
+
 def resume_command(argv: Sequence[str]) -> str:
     """The exact command that resumes this run (the same arguments), as a POSIX shell line.
 
     An API key given with ``--api-key`` is not repeated: the line reads it from ``$VIDU_API_KEY``
-    instead, so that the key never lands in a terminal's scrollback or a CI log.
+    instead, so that the key never lands in a terminal's scrollback or a CI log. Likewise a
+    database URL's password is left out of ``--journal`` (PostgreSQL's clients read it from
+    ``$PGPASSWORD``).
     """
     words = ["vidu-async"]
-    key_follows = False
+    key_follows = journal_follows = False
     for word in argv:
-        option, equals, _ = word.partition("=")
+        option, equals, value = word.partition("=")
         if key_follows:
             words.append(KEY_FROM_ENVIRONMENT)
+        elif journal_follows:
+            words.append(shlex.quote(_without_password(word, None)[0] if is_database_url(word) else word))
         elif equals and _names_api_key(option):
             words.append(shlex.quote(option + "=") + KEY_FROM_ENVIRONMENT)
+        elif equals and _names_journal(option) and is_database_url(value):
+            words.append(shlex.quote(f"{option}={_without_password(value, None)[0]}"))
         else:
             words.append(shlex.quote(word))
         key_follows = not key_follows and _names_api_key(word)
+        journal_follows = not journal_follows and _names_journal(word)
     return " ".join(words)
 
 
@@ -415,18 +552,32 @@ def resume_needs_key(argv: Sequence[str]) -> bool:
     return any(_names_api_key(word.partition("=")[0]) for word in argv)
 
 
+def resume_needs_password(argv: Sequence[str]) -> bool:
+    """Whether :func:`resume_command` left a password out of a ``--journal`` database URL."""
+    follows = False
+    for word in argv:
+        option, equals, value = word.partition("=")
+        candidate = word if follows else value if equals and _names_journal(option) else None
+        if candidate is not None and is_database_url(candidate) and _without_password(candidate, None)[1]:
+            return True
+        follows = not follows and _names_journal(word)
+    return False
+
+
 def summary_rows(
     options: RunOptions, tally: Tally, outcome: RunOutcome, elapsed: float
 ) -> list[tuple[str, str]]:
     """The rows of the end-of-run summary."""
-    rows = [
-        ("inputs", str(outcome.total)),
+    rows = [("inputs", str(outcome.total))]
+    if outcome.shared:
+        rows.append(("finished here", str(outcome.succeeded + outcome.failed)))
+    rows += [
         ("succeeded", str(outcome.succeeded)),
         ("failed", str(outcome.failed)),
     ]
     if tally.resumed:
         rows.append(("from an earlier run", str(tally.resumed)))
-    if outcome.interrupted:
+    if outcome.interrupted and not outcome.shared:
         rows.append(
             (
                 "unfinished",
@@ -448,5 +599,5 @@ def summary_rows(
     ]
     if options.download:
         rows.append(("videos", str(options.videos)))
-    rows.append(("journal", str(options.journal_path)))
+    rows.append(("journal", options.journal_shown))
     return rows

@@ -40,6 +40,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:  # the emulator is imported only by the commands that start one
     from .emulator import EmulatorConfig
+    from .journal import BatchSummary
 
 __all__ = ["main"]
 
@@ -246,6 +247,7 @@ def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
         path_prefix=args.prefix,
         extra_models=args.extra_model,
         download_bytes_per_second=args.download_bytes_per_second,
+        stats_endpoint=args.stats_endpoint,
         faults=faults,
     )
 
@@ -256,6 +258,8 @@ async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     async with Emulator(_emulator_config(args), host=args.host, port=args.port) as emu:
         print(f"Vidu emulator listening on {emu.base_url}", file=out)
         print(f"  export VIDU_BASE_URL={emu.base_url} VIDU_API_KEY={emu.api_key}", file=out)
+        if emu.config.stats_endpoint:
+            print(f"  counters: {emu.origin}/_emulator/stats", file=out)
         print("  (Ctrl-C stops it)", file=out, flush=True)
         await anyio.sleep_forever()
     return EXIT_OK  # pragma: no cover - only reached through cancellation
@@ -263,8 +267,24 @@ async def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from ._progress import Tally, make_display
-    from ._runner import RunOptions, resume_command, resume_needs_key, run_jobs, summary_rows
+    from ._runner import (
+        RunOptions,
+        is_database_url,
+        resume_command,
+        resume_needs_key,
+        resume_needs_password,
+        run_jobs,
+        summary_rows,
+    )
 
+    database = args.journal if is_database_url(args.journal) else None
+    if database is not None and args.emulator:
+        raise CommandError(
+            "--emulator runs its own emulator in each process, so workers sharing a batch cannot see"
+            " each other's tasks: start one with `vidu-async emulator` and point --base-url at it"
+        )
+    if database is None and (args.lease is not None or args.worker_name is not None):
+        raise CommandError("--lease and --worker-name need a PostgreSQL journal (--journal postgresql://...)")
     jobs = Path(args.jobs)
     if not await anyio.Path(jobs).is_file():
         raise CommandError(f"no such job file: {args.jobs}")
@@ -274,7 +294,10 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     options = RunOptions(
         jobs=jobs,
         out=Path(args.out),
-        journal=Path(args.journal) if args.journal else None,
+        journal=Path(args.journal) if args.journal and database is None else None,
+        database=database,
+        lease=args.lease,
+        worker_name=args.worker_name,
         max_in_flight=args.max_in_flight,
         timeout=args.timeout,
         download=not args.no_download,
@@ -312,7 +335,13 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     display.summary(summary_rows(options, tally, outcome, elapsed))
     if interrupted or outcome.interrupted:
-        if options.embedded_emulator:
+        if options.shared:
+            print(
+                "interrupted: this worker's items stay in the database, and another worker adopts them"
+                " once its lease lapses. Join the batch again with:",
+                file=out,
+            )
+        elif options.embedded_emulator:
             # Its tasks end with this process: a re-run keeps what finished and starts the rest again.
             print(
                 "interrupted: the journal keeps every finished item; the rest start again. Resume with:",
@@ -325,10 +354,72 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {resume_command(args.argv)}", file=out, flush=True)
         if resume_needs_key(args.argv):
             print("  (with VIDU_API_KEY set to the key this run was given)", file=out, flush=True)
+        if resume_needs_password(args.argv):
+            print("  (with PGPASSWORD set to the database's password)", file=out, flush=True)
         return EXIT_INTERRUPTED
     if outcome.all_succeeded:
         return EXIT_OK
     return EXIT_TRANSPORT if outcome.service_unreachable else EXIT_FAILED
+
+
+def _print_batch(summary: BatchSummary, where: str, org: str, out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        import attrs
+
+        print(json.dumps({"database": where, "org": org, **attrs.asdict(summary)}), file=out)
+        return
+    rows: list[tuple[str, str]] = [
+        ("batch", summary.input_id),
+        ("database", where),
+        ("items", "not loaded yet" if summary.loaded is None else str(summary.loaded)),
+        ("unfinished", str(summary.unfinished)),
+    ]
+    rows += [(f"  {state}", str(count)) for state, count in summary.states.items()]
+    rows.append(("slots held", f"{summary.slots_held} of {summary.capacity} (organization {org})"))
+    if summary.orphan_answers:
+        rows.append(
+            (
+                "orphan answers",
+                f"{summary.orphan_answers} (creates answered to a worker that had lost the item)",
+            )
+        )
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(printable(f"{label:<{width}}  {value}"), file=out)
+    print(f"workers{'' if summary.workers else '  none live, none owning an unfinished item'}", file=out)
+    for worker in summary.workers:
+        items = (
+            ", ".join(f"{state} {count}" for state, count in worker.items.items()) or "no unfinished items"
+        )
+        lease = "live" if worker.live else "lease lapsed"
+        print(printable(f"  #{worker.worker_id}  {worker.name}  {lease}  {items}"), file=out)
+    print(f"stuck{'' if summary.stuck else '  none'}", file=out)
+    for item in summary.stuck:
+        owner = f"worker #{item.worker_id}" if item.worker_id is not None else "no owner"
+        print(printable(f"  {item.key}  {item.state}  {owner}  {item.reason}"), file=out)
+
+
+async def _cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
+    from ._runner import input_digest, is_database_url, redact_url
+    from .journal import PostgresJournal
+
+    if not is_database_url(args.database):
+        raise CommandError(
+            f"expected a PostgreSQL URL (postgresql://user@host/db), got {redact_url(args.database)!r}"
+        )
+    input_id = args.input_id
+    if input_id is None:
+        jobs = Path(args.jobs)
+        if not await anyio.Path(jobs).is_file():
+            raise CommandError(f"no such job file: {args.jobs}")
+        input_id = await anyio.to_thread.run_sync(input_digest, jobs)
+    async with PostgresJournal(args.database, org=args.org, min_connections=0, max_connections=1) as journal:
+        summary = await journal.summary(input_id)
+        where = journal.dsn
+    if summary.loaded is None and not summary.states:
+        raise CommandError(f"no batch {input_id} in {where}")
+    _print_batch(summary, where, args.org, out, as_json=args.json)
+    return EXIT_OK
 
 
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]]]] = {
@@ -340,6 +431,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[int]
     "credits": _cmd_credits,
     "emulator": _cmd_emulator,
     "run": _cmd_run,
+    "batch": _cmd_batch,
 }
 
 
@@ -433,7 +525,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("jobs", metavar="JOBS.jsonl", help="the job file")
     p.add_argument("--out", required=True, metavar="DIR", help="where results, videos and the journal go")
-    p.add_argument("--journal", metavar="FILE", help="the journal (default: DIR/journal.sqlite)")
+    p.add_argument(
+        "--journal",
+        metavar="FILE|URL",
+        help="the journal (default: DIR/journal.sqlite); a postgresql://user@host/db URL shares the batch"
+        " with every worker that runs the same job file against the same database",
+    )
+    p.add_argument(
+        "--lease",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with a PostgreSQL journal: how long this worker's lease lasts without a heartbeat; another"
+        " worker adopts its items once it lapses (default: 30)",
+    )
+    p.add_argument(
+        "--worker-name",
+        metavar="NAME",
+        help="with a PostgreSQL journal: how this worker appears in `vidu-async batch` (default: host:pid)",
+    )
     p.add_argument(
         "--max-in-flight", type=_positive_int, metavar="N", help="tasks at once (default: from your account)"
     )
@@ -448,6 +557,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="a credit budget: submit only what N credits can still pay for",
     )
     p.add_argument("--plain", action="store_true", help="a line per event even on a terminal")
+
+    p = sub.add_parser(
+        "batch",
+        help="summarize a shared batch from its PostgreSQL journal",
+        description="Read a batch shared through a PostgreSQL journal (run --journal postgresql://...):"
+        " items per state, the workers and what they own, the organization's slots held, and stuck items"
+        " (an owner whose lease lapsed, or an item an adopter could not decide). Reads only.",
+    )
+    p.add_argument("database", metavar="URL", help="the journal's database: postgresql://user@host/db")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "jobs", metavar="JOBS.jsonl", nargs="?", help="the batch's job file (its sha256 names it)"
+    )
+    which.add_argument("--input-id", metavar="ID", help="the batch's id (the sha256 run prints)")
+    p.add_argument(
+        "--org", default="default", help="the organization whose slots to count (default: default)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
 
     p = sub.add_parser(
         "status", parents=[common], help="show a task", description="Show a task's state and videos."
@@ -525,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="serve downloads at about N bytes a second, as a slow CDN would (default: at once)",
+    )
+    p.add_argument(
+        "--stats-endpoint",
+        action="store_true",
+        help="also serve GET /_emulator/stats: its counters as JSON (tasks per payload, peak in flight"
+        " per organization, requests per endpoint), for tests that run it in another process",
     )
     p.add_argument(
         "--fault",

@@ -8,6 +8,9 @@ Routes: a create for every task kind (``KINDS``, counted as ``create``) and for 
 ``template2video`` (served as ``template``); the three synchronous endpoints, each counted and
 faulted under its own path; the task reads (get, cancel, list, credits); and ``/files/…``, the
 signed links of every creation (MP4 + JPEG cover, PNG, MP3 or WAV) and of speech and voice demos.
+With ``EmulatorConfig.stats_endpoint``, also ``GET /_emulator/stats`` (:data:`STATS_PATH`): the
+live counters as JSON, for a test whose emulator runs in another process; it is neither counted
+nor faulted, and it does not exist otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import random
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,8 +38,8 @@ import attrs
 from aiohttp import web
 
 from .. import _rules, _signing
-from .._convert import parse_timestamp, request_from_json, sync_request_from_json
-from .._kinds import KINDS, LEGACY_ENDPOINTS, Output, TaskKind
+from .._convert import parse_timestamp, request_from_json, request_to_json, sync_request_from_json
+from .._kinds import KINDS, LEGACY_ENDPOINTS, Output, TaskKind, kind_of
 from .._models import CloneVoiceRequest, PromptRequest, Request, SpeechRequest, TaskState
 from ..exceptions import Problem, RequestValidationError
 from ._config import ENDPOINTS, FAULT_NAMES, SYNC_ENDPOINTS, EmulatorConfig
@@ -54,7 +57,11 @@ from ._state import (
     states_named,
 )
 
-__all__ = ["RUNTIME", "Runtime", "make_app"]
+__all__ = ["RUNTIME", "STATS_PATH", "Runtime", "make_app", "stats_body"]
+
+#: Where ``EmulatorConfig.stats_endpoint`` serves the counters (at the origin, without a prefix).
+STATS_PATH: Final = "/_emulator/stats"
+_STATS_ROUTE: Final = "emulator-stats"
 
 #: Vidu's message for each request-validation reason; ``{}`` is the comma-separated field list.
 _MESSAGES: Final[Mapping[str, str]] = {
@@ -649,6 +656,8 @@ async def _edge(
 ) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     route = request.match_info.route
+    if route.name == _STATS_ROUTE:  # the test's window on the counters: not a request it counts
+        return await handler(request)
     name = (route.name or "").partition(":")[0]  # "create:<kind>" counts as "create"
     endpoint = name if name in ENDPOINTS else "other"
     runtime.stats.requests[endpoint] += 1
@@ -1049,6 +1058,54 @@ async def _download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# --- the counters, for another process --------------------------------------------------------------
+
+
+def _request_digest(task: TaskRecord) -> str:
+    """A task's request without its ``payload``, hashed: equal for two creates of one item (the
+    fingerprint aside), so kinds that carry no ``payload`` can be counted per item too."""
+    body = {k: v for k, v in request_to_json(task.request).items() if k != "payload"}
+    text = json.dumps(
+        {"endpoint": kind_of(task.request).endpoint, "body": body}, sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def stats_body(runtime: Runtime) -> dict[str, Any]:
+    """The live counters as JSON data (what ``GET /_emulator/stats`` answers).
+
+    Keys: ``tasks_created``; ``tasks_by_payload`` (tasks per ``payload``, the SDK's fingerprint;
+    ``""`` for tasks without one); ``tasks_by_request`` (tasks per request body without its
+    ``payload``, hashed); ``max_in_flight`` and ``max_in_flight_by_org`` (the most unfinished
+    tasks an organization had at once); ``in_flight`` (unfinished tasks per organization now);
+    ``max_processing``; ``unfinished``; ``requests`` (by endpoint name); ``responses`` (by HTTP
+    status); ``faults``; ``downloads``; ``callbacks_sent``.
+    """
+    runtime.tick()
+    stats = runtime.stats
+    in_flight = runtime.state.in_flight()
+    by_request = Counter(_request_digest(task) for task in runtime.state.tasks.values())
+    return {
+        "tasks_created": stats.tasks_created,
+        "tasks_by_payload": dict(stats.tasks_by_payload),
+        "tasks_by_request": dict(by_request),
+        "max_in_flight": stats.max_in_flight,
+        "max_in_flight_by_org": dict(stats.max_in_flight_by_org),
+        "in_flight": in_flight,
+        "max_processing": stats.max_processing,
+        "unfinished": sum(in_flight.values()),
+        "requests": dict(stats.requests),
+        "responses": {str(status): count for status, count in stats.responses.items()},
+        "faults": dict(stats.faults),
+        "downloads": stats.downloads,
+        "callbacks_sent": stats.callbacks_sent,
+    }
+
+
+async def _stats(request: web.Request) -> web.StreamResponse:
+    return web.json_response(stats_body(request.app[RUNTIME]))
+
+
 # --- the application -------------------------------------------------------------------------------
 
 
@@ -1082,5 +1139,7 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_get(f"{prefix}/ent/v2/tasks", _list, name="list")
     app.router.add_get(f"{prefix}/ent/v2/credits", _credits, name="credits")
     app.router.add_get(f"{prefix}/files/{{task_id}}/{{filename}}", _download, name="download")
+    if config.stats_endpoint:
+        app.router.add_get(STATS_PATH, _stats, name=_STATS_ROUTE)
     app.cleanup_ctx.append(_background)
     return app

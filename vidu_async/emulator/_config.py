@@ -221,6 +221,10 @@ class EmulatorConfig:
         pending_audio_answers: ``audio-tts`` and ``audio-clone`` answer ``state: "queueing"``
             without ``file_url``/``demo_audio`` (the clone page's own states, §17.2, §22.12); the
             audio is then read from ``GET …/creations`` of the answer's ``task_id``.
+        stats_endpoint: Also serve ``GET /_emulator/stats`` (at the origin, outside any path
+            prefix, without auth): :class:`EmulatorStats` as JSON, for tests that run the emulator
+            in another process (``vidu-async emulator --stats-endpoint``). Off by default, so the
+            emulator's surface is Vidu's alone.
         faults: Fault injection.
         callbacks: Callback delivery.
     """
@@ -244,6 +248,7 @@ class EmulatorConfig:
     audio_format: AudioFormat = attrs.field(default="mp3")
     bare_media_urls: bool = False
     pending_audio_answers: bool = False
+    stats_endpoint: bool = False
     faults: FaultConfig = DEFAULT_FAULTS
     callbacks: CallbackConfig = DEFAULT_CALLBACKS
 

@@ -304,6 +304,7 @@ class EmulatorStats:
         tasks_by_payload: Tasks per ``payload`` (the SDK stamps a fingerprint there, so a count
             above 1 means a duplicate submission).
         max_in_flight: The most unfinished tasks one organization had at once.
+        max_in_flight_by_org: The same, per organization.
         max_processing: The most tasks one organization had processing at once.
         faults: Faults injected, by name.
         callbacks_sent: Callback attempts that got a 2xx.
@@ -319,6 +320,7 @@ class EmulatorStats:
     tasks_created: int = 0
     tasks_by_payload: Counter[str] = attrs.field(factory=Counter)
     max_in_flight: int = 0
+    max_in_flight_by_org: Counter[str] = attrs.field(factory=Counter)
     max_processing: int = 0
     faults: Counter[str] = attrs.field(factory=Counter)
     callbacks_sent: int = 0
@@ -483,6 +485,10 @@ class EmulatorState:
         """Whether no task is unfinished."""
         return self._unfinished == 0
 
+    def in_flight(self) -> dict[str, int]:
+        """Unfinished tasks per organization now."""
+        return {name: org.in_flight for name, org in self._orgs.items()}
+
     def next_due(self) -> float | None:
         """When the next transition is due (monotonic seconds), or ``None`` when nothing is pending."""
         while self._heap and not self._event_live(self._heap[0]):
@@ -591,6 +597,9 @@ class EmulatorState:
         self.stats.tasks_created += 1
         self.stats.tasks_by_payload[task.payload] += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, state.in_flight)
+        by_org = self.stats.max_in_flight_by_org
+        if state.in_flight > by_org[org]:
+            by_org[org] = state.in_flight
         self._push(now + self.config.created_time, _QUEUE, task_id)
         return task
 

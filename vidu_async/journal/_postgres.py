@@ -39,9 +39,9 @@ import os
 import re
 import socket
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The state of an item loaded and not yet claimed.
 STATE_PENDING: Final = "pending"
@@ -332,6 +334,7 @@ WITH cand AS (
     WHERE i.input_id = $2 AND NOT i.finished AND i.state IN ('intent', 'submitted')
       AND i.worker_id <> $me AND o.lease_until <= clock_timestamp()
       AND (i.task_id IS NOT NULL OR i.send_by IS NULL OR i.send_by <= clock_timestamp())
+      AND ($4::boolean OR i.attention IS NULL)
       AND {_LIVE}
     ORDER BY i.idx LIMIT $3
     FOR UPDATE OF i SKIP LOCKED
@@ -985,7 +988,12 @@ class PostgresJournal:
         self._input_id = input_id
 
     async def load(
-        self, input_id: str, items: Iterable[BatchItem | tuple[str, int, str, str, str]], *, chunk: int = 5000
+        self,
+        input_id: str,
+        items: Iterable[BatchItem | tuple[str, int, str, str, str]]
+        | AsyncIterable[BatchItem | tuple[str, int, str, str, str]],
+        *,
+        chunk: int = 5000,
     ) -> int:
         """Load the batch's items once; returns how many this call inserted.
 
@@ -996,7 +1004,8 @@ class PostgresJournal:
 
         Args:
             input_id: The batch: the sha256 of its input.
-            items: ``(key, index, endpoint, request_json, request_hash)`` per item.
+            items: ``(key, index, endpoint, request_json, request_hash)`` per item, a sync or an
+                async iterable (read lazily, ``chunk`` items at a time, only by the loader).
             chunk: Items per ``INSERT``.
 
         Raises:
@@ -1016,7 +1025,7 @@ class PostgresJournal:
             )
             inserted = 0
             pending: list[tuple[str, int, str, str, str]] = []
-            for item in items:
+            async for item in _aiter(items):
                 key, position, endpoint, request_json, request_hash = item
                 pending.append(
                     (
@@ -1458,7 +1467,7 @@ class PostgresJournal:
 
     # -- adoption ----------------------------------------------------------------------------
 
-    async def adopt_expired(self, *, limit: int = 1000) -> list[Adopted]:
+    async def adopt_expired(self, *, limit: int = 1000, undecidable: bool = True) -> list[Adopted]:
         """Take over unfinished items of workers whose lease lapsed, with their slots.
 
         An item with a task id comes back as ``"rewatch"`` (watch it; never create). One with only
@@ -1467,6 +1476,12 @@ class PostgresJournal:
         :meth:`record_reconciled` (found), :meth:`reissue_intent` (proven absent) or
         :meth:`mark_undecidable`. Concurrent adopters never take the same item.
 
+        Args:
+            limit: The most items taken by one call.
+            undecidable: Take items an adopter marked undecidable too (a worker that arrives tries
+                them again once; one already running leaves them, so that two workers never pass
+                the same unresolved item back and forth).
+
         Raises:
             LeaseLostError: This worker's own lease lapsed (nothing was adopted).
         """
@@ -1474,7 +1489,7 @@ class PostgresJournal:
         input_id = self._need_input()
         me = self._need_worker()
         async with self._connection() as conn:
-            rows = await conn.fetch(_SQL_ADOPT, me, input_id, limit)
+            rows = await conn.fetch(_SQL_ADOPT, me, input_id, limit, undecidable)
             if not rows:
                 live = await conn.fetchval(
                     "SELECT lease_until > clock_timestamp() FROM vidu_workers WHERE worker_id = $1", me
@@ -1646,20 +1661,33 @@ class PostgresJournal:
             )
         return None if row is None else _entry(row)
 
-    async def unfinished(self) -> int:
-        """How many items of the batch are not finished (pending ones included)."""
+    async def unfinished(self, *, undecidable: bool = True) -> int:
+        """How many items of the batch are not finished (pending ones included).
+
+        Args:
+            undecidable: Count the items an adopter marked undecidable (they keep their slot
+                until someone settles them); ``False`` counts only the items work can still end.
+        """
         self._check_usable()
         input_id = self._need_input()
         async with self._connection() as conn:
             count: int = await conn.fetchval(
-                "SELECT count(*) FROM vidu_items WHERE input_id = $1 AND NOT finished", input_id
+                "SELECT count(*) FROM vidu_items WHERE input_id = $1 AND NOT finished"
+                " AND ($2::boolean OR attention IS NULL)",
+                input_id,
+                undecidable,
             )
         return count
 
-    async def summary(self) -> BatchSummary:
-        """Per-state counts, per-worker counts and stuck items of the batch, from the database."""
+    async def summary(self, input_id: str | None = None) -> BatchSummary:
+        """Per-state counts, per-worker counts and stuck items of the batch, from the database.
+
+        Args:
+            input_id: Another batch to read (read-only: the journal need not serve it, nor
+                register a worker); default the journal's own.
+        """
         await self.flush()
-        input_id = self._need_input()
+        input_id = input_id if input_id is not None else self._need_input()
         async with self._connection() as conn:
             loaded = await conn.fetchval("SELECT items FROM vidu_batches WHERE input_id = $1", input_id)
             states = await conn.fetch(
@@ -1984,6 +2012,16 @@ class _Connection:
             await journal._pool.release(self._conn)
         if exc is not None and isinstance(exc, journal._db_errors):
             raise journal._error("the journal's database failed", exc) from None
+
+
+async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """``items`` as an async iterator (a sync iterable is read as it is)."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 async def _insert_items(
