@@ -58,6 +58,10 @@ TABLE: Final[dict[str, frozenset[str]]] = {
     "_batch_input": frozenset({"_caller", "_submit", "_poll", "_download", "journal"}),
     "_budget": frozenset({"_caller", "_submit", "_poll", "_download", "journal"}),
     "_batch": frozenset({"_caller", "_submit", "_poll", "_download", "journal", "_batch_input", "_budget"}),
+    # A batch shared by many workers through the PostgreSQL journal: what _batch may import, and _batch.
+    "_fleet": frozenset(
+        {"_caller", "_submit", "_poll", "_download", "journal", "_batch_input", "_budget", "_batch"}
+    ),
     "callbacks": frozenset({"_signing", "_convert"}),
     # face
     "_client": frozenset(
@@ -68,6 +72,7 @@ TABLE: Final[dict[str, frozenset[str]]] = {
             "_download",
             "journal",
             "_batch",
+            "_fleet",
             "_batch_input",
             "_budget",
             "callbacks",

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
 from urllib.parse import urlsplit
 
 import anyio
@@ -35,6 +35,7 @@ from ._config import (
 )
 from ._download import Downloader
 from ._events import Hook
+from ._fleet import SharedBatch, is_postgres_dsn
 from ._limits import RateLimiter, in_flight_limit
 from ._models import (
     REQUEST_TYPES,
@@ -63,6 +64,7 @@ from .exceptions import (
     TaskFailedError,
     ViduError,
 )
+from .journal import Journal, PostgresJournal
 
 __all__ = ["ViduClient"]
 
@@ -727,6 +729,48 @@ class ViduClient:
                 self._concurrency = DEFAULT_CONCURRENCY
         return in_flight_limit(self._concurrency, self.queue_allowance)
 
+    @overload
+    def generate_many(  # type: ignore[overload-overlap]  # a PostgresJournal (also a Journal) picks this one
+        self,
+        requests: BatchInput,
+        *,
+        max_in_flight: int | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        max_credits: int | None = None,
+        journal: PostgresJournal,
+        input_id: str | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+    ) -> SharedBatch: ...
+
+    @overload
+    def generate_many(
+        self,
+        requests: BatchInput,
+        *,
+        max_in_flight: int | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        max_credits: int | None = None,
+        journal: str,
+        input_id: str | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+    ) -> Batch | SharedBatch: ...
+
+    @overload
+    def generate_many(
+        self,
+        requests: BatchInput,
+        *,
+        max_in_flight: int | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        max_credits: int | None = None,
+        journal: Journal | os.PathLike[str] | None = None,
+        input_id: str | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+    ) -> Batch: ...
+
     def generate_many(
         self,
         requests: BatchInput,
@@ -738,7 +782,7 @@ class ViduClient:
         journal: JournalLike | None = None,
         input_id: str | None = None,
         download_to: str | os.PathLike[str] | None = None,
-    ) -> Batch:
+    ) -> Batch | SharedBatch:
         """Generate many videos: submit under the in-flight limit, yield results as tasks finish.
 
         Use it as ``async with client.generate_many(requests) as results: async for result in results:``.
@@ -746,26 +790,69 @@ class ViduClient:
         Vidu-shaped mappings (``"endpoint"`` names a mapping's kind), or ``(key, request)`` pairs), so a million-line file streams in flat memory.
         One item's failure is its own :class:`BatchResult` unless ``fail_fast``.
 
+        With a PostgreSQL journal (a :class:`PostgresJournal` you opened, or a DSN starting with
+        ``postgresql://`` or ``postgres://``) the batch is shared: any number of processes on any
+        number of machines run the same call with the same ``input_id`` and split the work. The
+        first loads the input (the others do not read theirs), the organization's in-flight limit
+        is kept as slots in the database, each item is claimed by one worker and created once, a
+        worker that dies has its items adopted by the others (its tasks watched again, its bare
+        intents looked up by fingerprint, never sent blindly), and each worker yields the items it
+        finished, staying until every item is finished. Run again after the batch finished, it
+        yields every item's stored result (fetching files again with ``download_to``) and
+        creates nothing. A lost lease stops the worker's sends and raises ``LeaseLostError``.
+
         Args:
             requests: The requests.
-            max_in_flight: Tasks submitted and not finished at once (default: :meth:`in_flight_limit`).
-            fail_fast: Stop everything at the first failure.
+            max_in_flight: Tasks submitted and not finished at once (default: :meth:`in_flight_limit`);
+                with a shared batch, the organization's slots (give every worker the same).
+            fail_fast: Stop everything at the first failure (with a shared batch: this worker).
             timeout: Seconds each item may take from submission to finish (default: ``PollPolicy.timeout``,
                 48 h for off-peak requests).
             max_credits: A credit budget: a create is sent only while the credits charged so far,
                 those of creates in flight and the price of the dearest task the batch has paid for
                 stay within it (the first create finds the price on its own). The batch then
                 overspends by at most what one task costs beyond the dearest before it. The items
-                not submitted are reported with :class:`BudgetExceededError`.
-            journal: A :class:`Journal`, or the path of a SQLite journal (default: the client's
-                ``journal``). A re-run of the same input with the same journal skips finished items,
-                re-attaches to running ones and bills nothing twice.
+                not submitted are reported with :class:`BudgetExceededError`. Not available with
+                a shared batch.
+            journal: A :class:`Journal`, the path of a SQLite journal, or a PostgreSQL journal
+                (a :class:`PostgresJournal` or a ``postgresql://`` DSN: a shared batch) (default:
+                the client's ``journal``). A re-run of the same input with the same journal skips
+                finished items, re-attaches to running ones and bills nothing twice.
             input_id: A name for the input (e.g. the JSONL file's path): a journal written for
-                another input is refused.
+                another input is refused. Required with a PostgreSQL journal, where it names the
+                batch the workers share (the same on every machine: the job file's sha256, say).
             download_to: A folder to save each successful item's videos into before its result
                 is yielded (``BatchResult.files``).
+
+        Raises:
+            ValueError: A PostgreSQL journal without ``input_id``, or with ``max_credits``.
         """
         self._require_open()
+        chosen = journal if journal is not None else self.journal
+        if isinstance(chosen, PostgresJournal) or is_postgres_dsn(chosen):
+            if not input_id:
+                raise ValueError(
+                    "generate_many with a PostgreSQL journal needs input_id=: the name of the batch"
+                    " every worker shares (the same on every machine, e.g. the job file's sha256)"
+                )
+            if max_credits is not None:
+                raise ValueError("max_credits is not available with a PostgreSQL journal (a shared batch)")
+            assert isinstance(chosen, PostgresJournal | str)
+            return SharedBatch(
+                requests,
+                submitter=self._submitter,
+                poller=self._poller,
+                downloader=self._downloader,
+                size=self.in_flight_limit,
+                poll=self.poll,
+                callbacks=self.callback_url is not None,
+                max_in_flight=max_in_flight,
+                fail_fast=fail_fast,
+                timeout=timeout,
+                journal=chosen,
+                input_id=input_id,
+                download_to=download_to,
+            )
         return Batch(
             requests,
             submitter=self._submitter,
@@ -778,7 +865,7 @@ class ViduClient:
             fail_fast=fail_fast,
             timeout=timeout,
             max_credits=max_credits,
-            journal=journal if journal is not None else self.journal,
+            journal=chosen,
             input_id=input_id,
             download_to=download_to,
         )
