@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 import anyio
@@ -523,13 +523,7 @@ class ViduClient:
             pronunciation_dict_tone=None if pronunciations is None else tuple(pronunciations),
             payload=payload,
         )
-        deadline = _deadline(self.poll.timeout_for(timeout, None))
-        self._require_open()
-        speech = await self._submitter.call_sync(request, Speech, deadline=deadline)
-        if speech.file_url or speech.state is TaskState.SUCCESS:
-            return speech
-        task = await self._wait(speech.task_id, deadline=deadline, cancel_remote=False, known=None)
-        return attrs.evolve(speech, state=task.state, file_url=_first_url(task))
+        return await self._audio_call(request, Speech, "file_url", timeout)
 
     async def clone_voice(
         self,
@@ -570,13 +564,26 @@ class ViduClient:
             text=text,
             payload=payload,
         )
+        return await self._audio_call(request, ClonedVoice, "demo_audio", timeout)
+
+    async def _audio_call(
+        self,
+        request: SpeechRequest | CloneVoiceRequest,
+        cls: type[_Audio],
+        url_field: str,
+        timeout: float | None,
+    ) -> _Audio:
+        """A speech or a voice clone: the answer, or, when it came before its audio was ready (no
+        URL in ``url_field``), the answer completed from the task once it finishes (§16.2, §17.2)."""
         deadline = _deadline(self.poll.timeout_for(timeout, None))
         self._require_open()
-        voice = await self._submitter.call_sync(request, ClonedVoice, deadline=deadline)
-        if voice.demo_audio or voice.state is TaskState.SUCCESS:
-            return voice
-        task = await self._wait(voice.task_id, deadline=deadline, cancel_remote=False, known=None)
-        return attrs.evolve(voice, state=task.state, demo_audio=_first_url(task))
+        answer = await self._submitter.call_sync(request, cls, deadline=deadline)
+        if getattr(answer, url_field) or answer.state is TaskState.SUCCESS:
+            return answer
+        task = await self._wait(answer.task_id, deadline=deadline, cancel_remote=False, known=None)
+        changes: dict[str, Any] = {"state": task.state, url_field: _first_url(task)}
+        done: _Audio = attrs.evolve(answer, **changes)
+        return done
 
     async def recommend_prompts(
         self,
@@ -869,6 +876,10 @@ class ViduClient:
             input_id=input_id,
             download_to=download_to,
         )
+
+
+#: The result of a call that makes audio.
+_Audio = TypeVar("_Audio", Speech, ClonedVoice)
 
 
 def _first_url(task: Task) -> str:
