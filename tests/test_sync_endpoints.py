@@ -193,3 +193,19 @@ class TestPromptIdeas:
         async with running() as (_, client):
             with pytest.raises(RequestValidationError):
                 await client.recommend_prompts(3, types=["img2video"])  # type: ignore[arg-type]
+
+
+async def test_queueing_answers_completed_from_the_task() -> None:
+    """Both audio calls answered ``queueing`` without a URL (§17.2, §22.12): the client waits for
+    the task and takes its creation's URL."""
+    async with running(pending_audio_answers=True) as (_, client):
+        with anyio.fail_after(10):
+            speech = await client.text_to_speech("Hello there.", voice_id="narrator")
+            voice = await client.clone_voice("https://example.com/a.wav", voice_id="narrator_09", text="Hi.")
+        assert speech.state is vidu.TaskState.SUCCESS
+        assert voice.state is vidu.TaskState.SUCCESS
+        for url in (speech.file_url, voice.demo_audio):
+            data, _ = await fetch(url)
+            info = sniff(data[:64])
+            assert info is not None
+            assert info.kind == "audio"
