@@ -408,6 +408,26 @@ class TestChoosing:
                 c.generate_many([], journal=postgres_dsn, input_id=INPUT, max_credits=10)
             assert isinstance(c.generate_many([], journal="batch.sqlite", input_id=INPUT), vidu.Batch)
 
+    async def test_unreadable_items_end_with_their_error(self, postgres_dsn: str) -> None:
+        """An item that is not a valid request is loaded with why and finished with that error by
+        whoever claims it; a second item with an earlier key is reported by the loader; no create."""
+        requests: list[Any] = [
+            ("good", item("text2video", 0)),
+            ("bad", {"model": "viduq3", "prompt": "no subjects"}),
+            ("good", item("text2video", 1)),
+        ]
+        async with emulator() as emu:
+            with anyio.fail_after(30):
+                results = await work(emu, postgres_dsn, requests)
+            assert len(emu.tasks) == 1
+        by_index = {r.index: r for r in results}
+        assert sorted(by_index) == [0, 1, 2]
+        assert by_index[0].ok
+        assert by_index[1].key == "bad"
+        assert "subjects" in str(by_index[1].error)
+        assert "key of item 0" in str(by_index[2].error)
+        assert await slots_held(postgres_dsn) == 0
+
     async def test_the_password_is_never_shown(
         self, postgres_dsn: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
     ) -> None:

@@ -234,6 +234,7 @@ class SharedBatch:
         self._failure: JournalError | None = None
         self._raised = False
         self._charged = 0
+        self._rejected: list[BatchResult] = []
         #: The journal (once entered).
         self.journal: PostgresJournal | None = None
         #: The organization's slots (once entered).
@@ -380,8 +381,12 @@ class SharedBatch:
                 self.read = index
                 invalid: ViduError | None = read.invalid or keys.claim(read.key, index - 1)
                 if invalid is not None and read.invalid is None:
-                    # A second item with an earlier item's key has no row of its own.
+                    # A second item with an earlier item's key has no row of its own: the loader
+                    # reports it (it is never in the database, so a re-run does not list it).
                     logger.error("batch item %d not loaded: %s", index - 1, invalid)
+                    self._rejected.append(
+                        BatchResult(index=index - 1, key=read.key, request=read.request, error=invalid)
+                    )
                     continue
                 endpoint = "reference2video"
                 body: dict[str, Any]
@@ -403,6 +408,8 @@ class SharedBatch:
         assert self._send is not None
         try:
             with self._work:
+                for rejected in self._rejected:
+                    await self._send.send(rejected)
                 if self._replay:
                     await self._replay_finished()
                 else:
@@ -456,15 +463,16 @@ class SharedBatch:
         adopt_at = -math.inf
         first_adoption = True
         while True:
-            if local.available_tokens >= 1:
-                work = _Work(index=-1, key="", endpoint="", fingerprint="")
-                await local.acquire_on_behalf_of(work)
-                claim = await journal.claim(fingerprint=_fingerprint)
-                if claim is not None:
-                    self._take(work, claim)
-                    tg.start_soon(self._drive, work, None, name=f"vidu_async item {claim.key}")
-                    continue
-                local.release_on_behalf_of(work)
+            # A place of the local limit first: results not taken yet hold theirs, so a slow
+            # consumer slows this worker's claims (the others take the work meanwhile).
+            work = _Work(index=-1, key="", endpoint="", fingerprint="")
+            await local.acquire_on_behalf_of(work)
+            claim = await journal.claim(fingerprint=_fingerprint)
+            if claim is not None:
+                self._take(work, claim)
+                tg.start_soon(self._drive, work, None, name=f"vidu_async item {claim.key}")
+                continue
+            local.release_on_behalf_of(work)
             now = anyio.current_time()
             if now >= adopt_at and local.available_tokens >= 1:
                 adopted = await journal.adopt_expired(
