@@ -234,6 +234,36 @@ def _parse_line(line: int, raw: bytes, media_root: Path, name: str) -> JobItem |
     return JobItem(request, key, line)
 
 
+def _first_key(item: JobItem, seen: set[str], name: str) -> JobItem | _BadLine:
+    """``item``, or the bad line it is when an earlier line has its key."""
+    if item.key is None:
+        return item
+    if item.key in seen:
+        assert item.line is not None
+        return _BadLine(
+            item.line, item.key, f"{name}:{item.line}: key {item.key!r} is used by an earlier line"
+        )
+    seen.add(item.key)
+    return item
+
+
+def _item_lines(path: Path) -> list[int]:
+    """The line of each batch item of the job file, by index: the lines that make an item (not
+    blank, not bad), as :func:`run_jobs` reads them."""
+    lines: list[int] = []
+    seen: set[str] = set()
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            parsed = _parse_line(line, raw, path.parent, path.name)
+            if not isinstance(parsed, _BadLine):
+                parsed = _first_key(parsed, seen, path.name)
+            if not isinstance(parsed, _BadLine):
+                lines.append(line)
+    return lines
+
+
 def _one_line(text: str) -> str:
     """A multi-line message (an error listing its problems) as one line of output."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
@@ -386,6 +416,20 @@ async def _run_with_journal(
     results = _ResultsFile(options.results_path, in_place=options.shared)
     await results.open()
     lines_of: dict[int, int] = {}  # batch index -> line number, for the items in flight
+    # A shared batch's items come from the database (the loader alone reads the file), so any
+    # index may come back: the lines of every index, read from the file when first needed.
+    shared_lines: list[int] | None = None
+    shared_keys: set[str] = set()
+
+    async def line_of(index: int) -> int | None:
+        nonlocal shared_lines
+        if not options.shared:
+            return lines_of.pop(index, None)
+        if index in lines_of:
+            return lines_of[index]
+        if shared_lines is None:
+            shared_lines = await anyio.to_thread.run_sync(_item_lines, options.jobs)
+        return shared_lines[index] if 0 <= index < len(shared_lines) else None
 
     async def record_bad(bad: _BadLine) -> None:
         tally.on_result(ok=False, task_id=None, credits=None, reason="invalid line", resumed=False)
@@ -414,6 +458,9 @@ async def _run_with_journal(
                     if not raw.strip():
                         continue
                     parsed = _parse_line(line, raw, options.jobs.parent, name)
+                    if options.shared and not isinstance(parsed, _BadLine):
+                        # A shared batch stores one row per key: a repeated key is a bad line here.
+                        parsed = _first_key(parsed, shared_keys, name)
                     if isinstance(parsed, _BadLine):
                         await record_bad(parsed)
                         continue
@@ -439,7 +486,7 @@ async def _run_with_journal(
         async with batch:
             display.start()
             async for result in batch:
-                line = lines_of.pop(result.index, None)
+                line = await line_of(result.index)
                 if _duplicate_key(result) and line is not None:  # the batch's one key check
                     message = f"{options.jobs.name}:{line}: key {result.key!r} is used by an earlier line"
                     await record_bad(_BadLine(line, result.key, message))

@@ -37,6 +37,7 @@ from .exceptions import (
     ViduError,
     WaitTimeoutError,
 )
+from .journal import LeaseLostError
 
 if TYPE_CHECKING:  # the emulator is imported only by the commands that start one
     from .emulator import EmulatorConfig
@@ -731,6 +732,8 @@ def _error_line(exc: BaseException) -> tuple[str, int]:
 
 
 def _error_status(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, LeaseLostError):  # not bad input: this worker was too slow, the others go on
+        return str(exc), EXIT_FAILED
     if isinstance(exc, CommandError | RequestValidationError | ConfigurationError | JournalError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, TaskFailedError | APIError):
