@@ -25,19 +25,30 @@ in the database, shared by every worker of every machine, and its work comes fro
    :class:`~vidu_async.journal.LeaseLostError`.
 
 The send guard and the deadline. Adopters take a bare intent only once its ``send_by`` has passed
-(on the database's clock). A worker therefore never starts a create after the guard's margin: the
-guard refuses when less than ``send_margin`` is left of ``send_by`` or of the lease (on this
-process's monotonic clock, measured from before the statements that set them), and the create's
-whole time, retries included, is bounded by that same deadline (it caps every attempt's HTTP
-timeout, no attempt starts past it, and an anyio cancel scope backs it), so a worker frozen
-between the guard and the POST finds its deadline passed when it wakes and sends nothing.
+(on the database's clock). The guard refuses a create when less than ``send_margin`` is left of
+``send_by`` or of the worker's lease, and the create it lets through gets a deadline no later than
+both (the claim's send deadline and the lease deadline, on this process's monotonic clock,
+measured from before the statements that set them, so never later than the database's). That
+deadline bounds the create's whole time, retries included, whatever ``Timeouts.create`` times
+``RetryPolicy.attempts`` would allow: it caps every attempt's HTTP timeout, no attempt starts past
+it, and an anyio cancel scope backs it. So no create leaves after ``send_by``, and a worker frozen
+between the guard and the POST finds its deadline passed when it wakes and sends nothing. A create
+cut short by the deadline is an unknown outcome: the worker, which still owns the intent, looks its
+fingerprint up itself (found, absent: sent again under a new intent, or undecidable). A create of a
+shared batch therefore has at most ``min(send_window, lease_seconds)`` less the margin: keep the
+send window above the longest upload.
 
 Residual risks, documented rather than hidden: a create whose bytes left just before the deadline
-may be committed by the service after an adopter's two looks at the task list (it waits
-``RetryPolicy.reconcile_settle`` between them); a freeze inside the HTTP library between its own
-deadline check and the socket write; a monotonic clock that stops while the machine is suspended
-(Linux's ``CLOCK_MONOTONIC``) while the database's clock runs on. Keep ``send_margin`` well above
-the time a create needs to reach the service.
+(a retry inside the create may start after the guard's margin, never past the deadline) may be
+committed by the service after an adopter's two looks at the task list, which are
+``RetryPolicy.reconcile_settle`` apart; a freeze inside the HTTP library between its own deadline
+check and the socket write; a monotonic clock that stops while the machine is suspended (Linux's
+``CLOCK_MONOTONIC``) while the database's clock runs on. Keep ``send_margin`` well above the time a
+create needs to reach the service.
+
+Leaving the block early leaves this worker's items claimed (:attr:`SharedBatch.unfinished`); results
+it finished but the caller did not take are in :attr:`SharedBatch.unread` (the database has them,
+and no other worker yields them).
 
 :data:`ENV_NO_SEND_GUARD` (``VIDU_ASYNC_UNSAFE_NO_SEND_GUARD=1``) turns the guard and the send
 deadline off: it exists only so that a test can show the guard is what keeps creates single.
