@@ -248,11 +248,11 @@ class TestAdoption:
         assert emu.stats.max_in_flight <= CAP
         assert await slots_held(postgres_dsn) == 0
 
-    async def test_an_adopted_intent_of_a_kind_without_payload_is_undecidable(
-        self, postgres_dsn: str
-    ) -> None:
-        """An intent of text2audio left by a lapsed worker cannot be looked up: the adopter
-        reports it (SubmitOutcomeUnknownError), keeps its slot, and never sends it."""
+    async def test_bare_intents_of_a_lapsed_worker_are_reconciled(self, postgres_dsn: str) -> None:
+        """A lapsed worker left two intents it never sent. The adopter finds no task carrying the
+        text2video one's fingerprint and sends it once, under a new intent with that fingerprint;
+        the text2audio one cannot be looked up (no payload): reported as SubmitOutcomeUnknownError,
+        its slot kept, never sent."""
         requests: Jobs = [("sound", item("text2audio", 0)), ("video", item("text2video", 0))]
         async with emulator() as emu:
             with anyio.fail_after(30):
@@ -264,9 +264,13 @@ class TestAdoption:
             assert not batch.unfinished
             async with PostgresJournal(postgres_dsn, send_window=1.0, send_margin=0.2) as dead:
                 await dead.open_input(INPUT)
-                claim = await dead.claim(fingerprint=lambda endpoint, body: "")
-                assert claim is not None
-                assert claim.key == "sound"
+                sound = await dead.claim(fingerprint=_fleet._fingerprint)
+                video = await dead.claim(fingerprint=_fleet._fingerprint)
+                assert sound is not None
+                assert video is not None
+                assert (sound.key, sound.fingerprint) == ("sound", "")
+                assert video.key == "video"
+                assert video.fingerprint
                 async with sql(postgres_dsn) as conn:
                     await conn.execute(
                         "UPDATE vidu_workers SET lease_until = clock_timestamp() - interval '1 minute'"
@@ -280,6 +284,9 @@ class TestAdoption:
                     results = await work(emu, postgres_dsn, requests)
             by_key = {r.key: r for r in results}
             assert by_key["video"].ok
+            assert by_key["video"].resumed
+            assert by_key["video"].attempts == 2  # the lapsed worker's intent, then the adopter's
+            assert emu.stats.tasks_by_payload == {video.fingerprint: 1}
             assert isinstance(by_key["sound"].error, SubmitOutcomeUnknownError)
             assert "no payload" in str(by_key["sound"].error)
             assert not any(isinstance(t.request, vidu.Text2Audio) for t in emu.tasks.values())

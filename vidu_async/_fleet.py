@@ -453,7 +453,9 @@ class SharedBatch:
         renew_at = anyio.current_time() + journal.heartbeat_every
         try:
             while True:
-                if journal.lease_lost:
+                if journal.lease_lost or anyio.current_time() >= journal.lease_deadline:
+                    # Past the local deadline without a renewal (the database unreachable, say),
+                    # the lease is as good as lapsed: the others may adopt any moment now.
                     raise LeaseLostError(
                         f"worker {journal.worker_id}'s lease lapsed: it stopped sending; another worker"
                         " adopts its items",
