@@ -649,7 +649,14 @@ class SharedBatch:
             await self._undecidable(work, str(exc))
             return None
         if isinstance(found, Absent):
-            work.claim = await journal.reissue_intent(work.key)
+            try:
+                work.claim = await journal.reissue_intent(work.key)
+            except LeaseLostError:
+                raise
+            except JournalError as exc:  # no longer this worker's intent: its owner settles it
+                logger.warning("item %r: %s", work.key, exc)
+                self._drop(work)
+                return None
             work.attempts = work.claim.attempts
             return found
         if not await journal.record_reconciled(work.key, found.id, found.credits):
