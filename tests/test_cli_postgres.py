@@ -13,6 +13,9 @@ import functools
 import hashlib
 import io
 import json
+import signal
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -272,3 +275,122 @@ class TestRunOptions:
         assert resume_needs_password(argv)
         assert not resume_needs_password(["run", "j.jsonl", "--journal", "postgresql://vidu@db/vidu"])
         assert not resume_needs_password(["run", "j.jsonl", "--journal", "out/journal.sqlite"])
+
+
+async def worker(jobs: Path, out: Path, emu: Emulator, dsn: str, *extra: str) -> tuple[int, str]:
+    """``python -m vidu_async run`` on a shared batch, in its own process: its status and output."""
+    done = await anyio.run_process(
+        [
+            sys.executable, "-m", "vidu_async", "run", str(jobs), "--out", str(out), "--journal", dsn,
+            "--plain", "--base-url", emu.base_url, "--api-key", emu.api_key, *extra,
+        ],
+        check=False, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return done.returncode, done.stdout.decode()
+
+
+def is_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
+def remove(path: str) -> None:
+    Path(path).unlink()
+
+
+async def until(condition: Any, within: float = 30.0) -> None:
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - another process's progress
+            await anyio.sleep(0.02)
+
+
+class TestSharedRun:
+    """``vidu-async run --journal postgresql://...`` by several workers on one job file."""
+
+    async def test_workers_split_the_batch_and_a_rerun_creates_nothing(
+        self, postgres_dsn: str, tmp_path: Path
+    ) -> None:
+        """Two workers split 40 items (each writes the rows and files of the items it finished);
+        a run after the batch finished, with a fresh --out, lists all 40 and fetches their files
+        without creating a task; a deleted file is fetched again."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", 40)
+        async with emulator(concurrency=4) as emu:
+            outcomes: dict[str, tuple[int, str]] = {}
+
+            async def one(name: str) -> None:
+                outcomes[name] = await worker(
+                    jobs, tmp_path / name, emu, postgres_dsn, "--max-in-flight", "4"
+                )
+
+            async with anyio.create_task_group() as tg:
+                for name in ("a", "b"):
+                    tg.start_soon(one, name)
+            assert [status for status, _ in outcomes.values()] == [0, 0], outcomes
+            assert emu.stats.tasks_created == 40
+            keys = [row["key"] for name in ("a", "b") for row in results(tmp_path / name)]
+            assert sorted(keys) == [f"job-{i:04}" for i in range(40)]
+            for name in ("a", "b"):
+                mine = results(tmp_path / name)
+                assert all(row["ok"] and row["line"] == int(row["key"][4:]) + 1 for row in mine)
+                assert all(Path(row["files"][0]).parent == tmp_path / name / "videos" for row in mine)
+                assert f"finished here         {len(mine)}" in outcomes[name][1]
+
+            status, output = await worker(jobs, tmp_path / "fresh", emu, postgres_dsn)
+            assert status == 0, output
+            final = results(tmp_path / "fresh")
+            assert sorted(row["key"] for row in final) == sorted(keys)
+            assert all(row["ok"] and is_file(row["files"][0]) for row in final)
+            first = final[0]["files"][0]
+            remove(first)
+            status, output = await worker(jobs, tmp_path / "fresh", emu, postgres_dsn)
+            assert status == 0, output
+            assert is_file(first)
+            assert emu.stats.tasks_created == 40
+
+    async def test_rows_are_written_as_items_finish(self, postgres_dsn: str, tmp_path: Path) -> None:
+        """results.jsonl holds a row for each finished item while the worker is still running."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", 12)
+        out = tmp_path / "out"
+        async with emulator(concurrency=2, processing_time=0.4) as emu, await anyio.open_process(
+            [
+                sys.executable, "-m", "vidu_async", "run", str(jobs), "--out", str(out), "--journal",
+                postgres_dsn, "--plain", "--no-download", "--max-in-flight", "2",
+                "--base-url", emu.base_url, "--api-key", emu.api_key,
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ) as process:  # fmt: skip
+            await until(lambda: len(results(out)) >= 2)
+            assert process.returncode is None
+            assert len(results(out)) < 12
+            assert await process.wait() == 0
+        assert len(results(out)) == 12
+
+    async def test_the_password_is_never_shown(self, postgres_dsn: str, tmp_path: Path) -> None:
+        """Not in the output, the summary, the results, nor the line to resume an interrupted
+        worker with (PostgreSQL's clients read it from $PGPASSWORD)."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", 20)
+        out = tmp_path / "out"
+        dsn = with_password(postgres_dsn)
+        async with emulator(concurrency=2, processing_time=0.5) as emu:
+            status, output = await worker(write_jobs(tmp_path / "few.jsonl", 2), tmp_path / "few", emu, dsn)
+            assert status == 0, output
+            assert PASSWORD not in output
+            assert "***@" in output
+            assert PASSWORD not in (tmp_path / "few" / "results.jsonl").read_text()
+
+            async with await anyio.open_process(
+                [
+                    sys.executable, "-m", "vidu_async", "run", str(jobs), "--out", str(out), "--journal", dsn,
+                    "--plain", "--base-url", emu.base_url, "--api-key", emu.api_key,
+                ],
+                stderr=subprocess.STDOUT,
+            ) as process:  # fmt: skip
+                await until(lambda: len(results(out)) >= 1)
+                process.send_signal(signal.SIGINT)
+                assert process.stdout is not None
+                chunks = [chunk async for chunk in process.stdout]
+                assert await process.wait() == 130
+        printed = b"".join(chunks).decode()
+        assert PASSWORD not in printed
+        assert "Join the batch again with:" in printed
+        assert f"--journal '{postgres_dsn}'" in printed or f"--journal {postgres_dsn}" in printed
+        assert "PGPASSWORD" in printed

@@ -258,10 +258,25 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
             fleet.signal("w1", signal.SIGKILL)
             fleet.start("w5")
             ids["w4"] = await worker_id(conn, fleet.processes["w4"])
-            # Freeze a worker while it holds an intent whose create waits (an OperationInProcess backoff).
-            with contextlib.suppress(TimeoutError):
-                await first_row(conn, BARE_INTENT, ids["w3"], 0.2, within=5)
-            fleet.signal("w3", signal.SIGSTOP)
+            # Freeze a worker while it holds an intent whose create waits (an OperationInProcess
+            # backoff): checked once it is frozen, against the emulator's tasks (a create already
+            # on its way lands within the pause); thawed and tried again when it held none.
+            held = 0
+            for _ in range(10):
+                with contextlib.suppress(TimeoutError):
+                    await first_row(conn, BARE_INTENT, ids["w3"], 0.2, within=3)
+                fleet.signal("w3", signal.SIGSTOP)
+                await anyio.sleep(0.5)
+                bare = await conn.fetch(
+                    "SELECT fingerprint FROM vidu_items WHERE worker_id = $1 AND state = 'intent'"
+                    " AND task_id IS NULL AND NOT finished",
+                    ids["w3"],
+                )
+                _, now = await fetch_stats(url)
+                held = sum(1 for row in bare if row["fingerprint"] not in now["tasks_by_payload"])
+                if held:
+                    break
+                fleet.signal("w3", signal.SIGCONT)
             frozen = anyio.current_time()
             # Two crashes at seeded moments while it is frozen.
             await anyio.sleep(rng.uniform(0.3, 1.5))
@@ -271,7 +286,7 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
             fleet.signal("w4", signal.SIGKILL)
             fleet.start("w7")
             # Past its lease and its intents' send_by, once adopters have settled them: resume it.
-            await anyio.sleep(max(0.0, frozen + 3.5 * LEASE - anyio.current_time()))
+            await anyio.sleep(max(0.0, frozen + 4 * LEASE - anyio.current_time()))
             fleet.signal("w3", signal.SIGCONT)
             statuses = await fleet.wait_all(within=90)
 
@@ -289,6 +304,7 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
     return {
         "fleet": fleet,
         "ids": ids,
+        "held": held,
         "statuses": statuses,
         "final_status": final_status,
         "items": items,
