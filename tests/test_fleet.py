@@ -29,8 +29,8 @@ from test_mixed_kinds import item, unsent
 import vidu_async as vidu
 from vidu_async import _fleet
 from vidu_async._kinds import KINDS, kind_of
-from vidu_async.emulator import Emulator, EmulatorConfig
-from vidu_async.exceptions import JournalError, SubmitOutcomeUnknownError
+from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
+from vidu_async.exceptions import JournalError, SubmitOutcomeUnknownError, TaskFailedError
 from vidu_async.journal import LeaseLostError, PostgresJournal, SendRefusedError
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +147,48 @@ class TestSharing:
         counts = [len(rs) for rs in per_worker]
         print(f"3 workers, 112 items: {counts} items each, {elapsed:.2f} s")
         assert sum(counts) == 112
+
+    async def test_three_workers_under_the_fault_mix(self, postgres_dsn: str) -> None:
+        """429s, 5xx, creates committed then dropped, failed tasks: each input yielded once across
+        the workers, none made more than one server task; only kinds without payload may end
+        SubmitOutcomeUnknownError (undecidable: reported once, the slot kept, never sent again)."""
+        faults = FaultConfig(
+            rate_limit=0.03,
+            server_error=0.03,
+            commit_then_drop=0.04,
+            task_failure=0.02,
+            task_failure_code="CreationPolicyViolation",
+            retry_after=0.05,
+            seed=7,
+        )
+        requests = jobs(6)
+        per_worker: list[list[vidu.BatchResult]] = [[], [], []]
+        async with emulator(faults=faults) as emu:
+
+            async def run(i: int) -> None:
+                per_worker[i] = await work(emu, postgres_dsn, requests)
+
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as tg:
+                    for i in range(3):
+                        tg.start_soon(run, i)
+        results = [r for rs in per_worker for r in rs]
+        once_each(results, requests)
+        assert emu.stats.faults["commit_then_drop"] > 0
+        made = tasks_per_key(emu, requests)
+        assert max(made.values()) == 1
+        assert one_per_fingerprint(emu)
+        assert emu.stats.max_in_flight <= CAP
+        undecidable = [r for r in results if isinstance(r.error, SubmitOutcomeUnknownError)]
+        for r in results:
+            if r.ok:
+                assert made[r.key] == 1
+            elif isinstance(r.error, TaskFailedError):
+                assert r.error.err_code == "CreationPolicyViolation"
+            else:
+                assert r in undecidable, (r.key, r.error)
+                assert not kind_of(r.request).payload, r.key
+        assert await slots_held(postgres_dsn) == len(undecidable)
 
     async def test_a_finished_batch_run_again_yields_every_stored_result(
         self, postgres_dsn: str, tmp_path: Path

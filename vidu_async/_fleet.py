@@ -473,8 +473,11 @@ class SharedBatch:
         local = self._local
         assert local is not None
         wait = min(_WAIT, journal.lease_seconds / 4)
-        adopt_at = -math.inf
-        first_adoption = True
+        # On arrival, items an adopter marked undecidable are tried once more (a re-run settles
+        # them when the task list can tell again); later passes leave them, so that two running
+        # workers never hand one unresolved item back and forth.
+        await self._adopt(tg, undecidable=True)
+        adopt_at = anyio.current_time() + wait
         while True:
             # A place of the local limit first: results not taken yet hold theirs, so a slow
             # consumer slows this worker's claims (the others take the work meanwhile).
@@ -487,29 +490,36 @@ class SharedBatch:
                 continue
             local.release_on_behalf_of(work)
             now = anyio.current_time()
-            if now >= adopt_at and local.available_tokens >= 1:
-                adopted = await journal.adopt_expired(
-                    limit=int(local.available_tokens), undecidable=first_adoption
-                )
-                first_adoption = False
+            if now >= adopt_at:
                 adopt_at = now + wait
-                for item in adopted:
-                    work = _Work(index=item.index, key=item.key, endpoint=item.endpoint, fingerprint="")
-                    await local.acquire_on_behalf_of(work)
-                    self._adopt(work, item)
-                    tg.start_soon(self._drive, work, item, name=f"vidu_async adopted {item.key}")
-                if adopted:
+                if await self._adopt(tg, undecidable=False):
                     continue
             if await journal.unfinished(undecidable=False) == 0:
                 return  # every item is finished, or undecidable (reported, its slot kept)
             await journal.wait_for_change(wait)
+
+    async def _adopt(self, tg: anyio.abc.TaskGroup, *, undecidable: bool) -> int:
+        """Take over what lapsed workers left (as many items as the local limit has places for)
+        and start each; returns how many."""
+        local = self._local
+        assert local is not None
+        places = int(local.available_tokens)
+        if places < 1:
+            return 0
+        adopted = await self._need_journal().adopt_expired(limit=places, undecidable=undecidable)
+        for item in adopted:
+            work = _Work(index=item.index, key=item.key, endpoint=item.endpoint, fingerprint="")
+            await local.acquire_on_behalf_of(work)
+            self._take_adopted(work, item)
+            tg.start_soon(self._drive, work, item, name=f"vidu_async adopted {item.key}")
+        return len(adopted)
 
     def _take(self, work: _Work, claim: Claim) -> None:
         work.index, work.key, work.endpoint = claim.index, claim.key, claim.endpoint
         work.fingerprint, work.claim, work.attempts = claim.fingerprint, claim, claim.attempts
         self._start(work, claim.request_json)
 
-    def _adopt(self, work: _Work, item: Adopted) -> None:
+    def _take_adopted(self, work: _Work, item: Adopted) -> None:
         work.fingerprint, work.attempts, work.resumed = item.fingerprint, item.attempts, True
         self.resumed += 1
         self._start(work, item.request_json)
