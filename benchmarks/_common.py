@@ -181,11 +181,14 @@ def _child(argv: list[str], what: str) -> Iterator[str]:
                 process.stdout.close()
 
 
-def emulator_process(*, concurrency: int, processing_time: float) -> contextlib.AbstractContextManager[str]:
-    """The emulator in a child process (``python -m vidu_async emulator``); yields its base URL."""
+def emulator_process(
+    *, concurrency: int, processing_time: float, options: Sequence[str] = ()
+) -> contextlib.AbstractContextManager[str]:
+    """The emulator in a child process (``python -m vidu_async emulator``, with ``options`` such as
+    ``--stats-endpoint``); yields its base URL."""
     argv = [
         sys.executable, "-m", "vidu_async", "emulator", "--port", "0",
-        "--concurrency", str(concurrency), "--processing-time", str(processing_time),
+        "--concurrency", str(concurrency), "--processing-time", str(processing_time), *options,
     ]  # fmt: skip
     return _child(argv, "emulator")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from pg_cluster import Cluster
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -44,3 +45,17 @@ class TestQuickRuns:
             for line in out.splitlines()
             if line.startswith("target")
         ), out
+
+    def test_fleet_quick_mode(
+        self, postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """B7 (workers sharing a batch through PostgreSQL) runs against the tests' throwaway server."""
+        module = load("b7_fleet", monkeypatch)
+
+        assert module.main(["--quick", "--dsn", postgres_cluster.dsn]) == 0
+
+        out = capsys.readouterr().out
+        verdicts = [line for line in out.splitlines() if line.startswith("target")]
+        assert verdicts, out
+        assert all(line.rstrip().endswith(("met", "MISSED")) for line in verdicts), out
+        assert "2 workers, PostgreSQL journal" in out

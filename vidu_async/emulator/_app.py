@@ -1079,12 +1079,16 @@ def stats_body(runtime: Runtime) -> dict[str, Any]:
     ``payload``, hashed); ``max_in_flight`` and ``max_in_flight_by_org`` (the most unfinished
     tasks an organization had at once); ``in_flight`` (unfinished tasks per organization now);
     ``max_processing``; ``unfinished``; ``requests`` (by endpoint name); ``responses`` (by HTTP
-    status); ``faults``; ``downloads``; ``callbacks_sent``.
+    status); ``faults``; ``downloads``; ``callbacks_sent``; ``task_span`` (seconds from the first
+    create to the last finish, ``null`` before a task finished).
     """
     runtime.tick()
     stats = runtime.stats
     in_flight = runtime.state.in_flight()
-    by_request = Counter(_request_digest(task) for task in runtime.state.tasks.values())
+    tasks = runtime.state.tasks.values()
+    by_request = Counter(_request_digest(task) for task in tasks)
+    finished = [task.finished_at for task in tasks if task.finished_at is not None]
+    span = max(finished) - min(task.created_at for task in tasks) if finished else None
     return {
         "tasks_created": stats.tasks_created,
         "tasks_by_payload": dict(stats.tasks_by_payload),
@@ -1099,6 +1103,7 @@ def stats_body(runtime: Runtime) -> dict[str, Any]:
         "faults": dict(stats.faults),
         "downloads": stats.downloads,
         "callbacks_sent": stats.callbacks_sent,
+        "task_span": span,
     }
 
 
