@@ -278,9 +278,9 @@ class TestAdoption:
                         tg.start_soon(other, i)
         assert len(a_results) >= 10
         assert left, "worker A held nothing when it was cancelled"
-        assert len(reset) == 2
+        assert len(reset) == 2, (reset, left)
         adopted = [r for rs in others for r in rs if r.resumed]
-        assert {key for _, key, _ in left} <= {r.key for r in adopted}
+        assert {key for _, key, _ in left} <= {r.key for r in adopted}, (left, [r.key for r in adopted])
         results = a_results + [r for rs in others for r in rs]
         once_each(results, requests)
         assert all(r.ok for r in results), [(r.key, r.error) for r in results if not r.ok]
@@ -412,6 +412,7 @@ class TestSendGuard:
                 async with a_journal, anyio.create_task_group() as tg:
                     tg.start_soon(worker_a, a_journal)
                     await frozen.wait()
+                    await anyio.sleep(0.3)  # what A had already sent its database completes
                     async with sql(postgres_dsn) as conn:
                         await conn.execute(
                             "UPDATE vidu_workers SET lease_until = clock_timestamp() - interval '1 minute'"

@@ -100,6 +100,8 @@ ENV_NO_SEND_GUARD: Final = "VIDU_ASYNC_UNSAFE_NO_SEND_GUARD"
 
 #: Concurrent downloads of one worker.
 _DOWNLOADERS: Final = 4
+#: Concurrent claimers of one worker.
+_CLAIMERS: Final = 4
 #: The longest wait for a change before claiming, adopting and counting again, seconds.
 _WAIT: Final = 1.0
 #: Seconds an adopter gives the task list to settle an intent.
@@ -246,6 +248,7 @@ class SharedBatch:
         self._raised = False
         self._charged = 0
         self._rejected: list[BatchResult] = []
+        self._adopt_at = math.inf
         #: The journal (once entered).
         self.journal: PostgresJournal | None = None
         #: The organization's slots (once entered).
@@ -447,6 +450,11 @@ class SharedBatch:
         assert self.journal is not None
         return self.journal
 
+    @property
+    def _wait(self) -> float:
+        """The longest wait for a change before claiming, adopting and counting again."""
+        return min(_WAIT, self._need_journal().lease_seconds / 4)
+
     async def _keep_lease(self) -> None:
         """Renew the lease when the journal does not, and stop the batch once it is lost."""
         journal = self._need_journal()
@@ -469,34 +477,44 @@ class SharedBatch:
             self._fail(exc)
 
     async def _claim_loop(self, tg: anyio.abc.TaskGroup) -> None:
-        journal = self._need_journal()
-        local = self._local
-        assert local is not None
-        wait = min(_WAIT, journal.lease_seconds / 4)
         # On arrival, items an adopter marked undecidable are tried once more (a re-run settles
         # them when the task list can tell again); later passes leave them, so that two running
         # workers never hand one unresolved item back and forth.
         await self._adopt(tg, undecidable=True)
-        adopt_at = anyio.current_time() + wait
-        while True:
-            # A place of the local limit first: results not taken yet hold theirs, so a slow
-            # consumer slows this worker's claims (the others take the work meanwhile).
-            work = _Work(index=-1, key="", endpoint="", fingerprint="")
-            await local.acquire_on_behalf_of(work)
-            claim = await journal.claim(fingerprint=_fingerprint)
-            if claim is not None:
-                self._take(work, claim)
-                tg.start_soon(self._drive, work, None, name=f"vidu_async item {claim.key}")
-                continue
-            local.release_on_behalf_of(work)
-            now = anyio.current_time()
-            if now >= adopt_at:
-                adopt_at = now + wait
-                if await self._adopt(tg, undecidable=False):
+        self._adopt_at = anyio.current_time() + self._wait
+        # A few claimers at once: when many slots free together (a round of tasks ending), one
+        # claim after the other would leave them idle for a transaction each.
+        async with anyio.create_task_group() as claimers:
+            for _ in range(min(_CLAIMERS, self.limit)):
+                claimers.start_soon(self._claimer, tg, name="vidu_async shared batch claimer")
+
+    async def _claimer(self, tg: anyio.abc.TaskGroup) -> None:
+        """Claim, adopt and wait until nothing is unfinished but undecidable items."""
+        journal = self._need_journal()
+        local = self._local
+        assert local is not None
+        try:
+            while True:
+                # A place of the local limit first: results not taken yet hold theirs, so a slow
+                # consumer slows this worker's claims (the others take the work meanwhile).
+                work = _Work(index=-1, key="", endpoint="", fingerprint="")
+                await local.acquire_on_behalf_of(work)
+                claim = await journal.claim(fingerprint=_fingerprint)
+                if claim is not None:
+                    self._take(work, claim)
+                    tg.start_soon(self._drive, work, None, name=f"vidu_async item {claim.key}")
                     continue
-            if await journal.unfinished(undecidable=False) == 0:
-                return  # every item is finished, or undecidable (reported, its slot kept)
-            await journal.wait_for_change(wait)
+                local.release_on_behalf_of(work)
+                now = anyio.current_time()
+                if now >= self._adopt_at:
+                    self._adopt_at = now + self._wait
+                    if await self._adopt(tg, undecidable=False):
+                        continue
+                if await journal.unfinished(undecidable=False) == 0:
+                    return  # every item is finished, or undecidable (reported, its slot kept)
+                await journal.wait_for_change(self._wait)
+        except JournalError as exc:
+            self._fail(exc)
 
     async def _adopt(self, tg: anyio.abc.TaskGroup, *, undecidable: bool) -> int:
         """Take over what lapsed workers left (as many items as the local limit has places for)

@@ -771,6 +771,7 @@ class PostgresJournal:
         self._pool: asyncpg.Pool[Any] | None = None
         self._listener: asyncpg.Connection[Any] | None = None
         self._changed = anyio.Event()
+        self._listen_lock = anyio.Lock()
         self._input_id: str | None = None
         self._worker_id: int | None = None
         # The lease's end on this process's monotonic clock: measured from before the statement
@@ -1610,22 +1611,28 @@ class PostgresJournal:
             JournalError: No connection to listen on could be opened.
         """
         self._check_usable()
-        if self._listener is not None and self._listener.is_closed():
-            self._listener = None  # the connection was lost: listen again on a new one
-        if self._listener is None:
-            try:
-                self._listener = await self._asyncpg.connect(
-                    self._dsn.reveal(), timeout=self._connect_timeout
-                )
-                await self._listener.add_listener(CHANNEL, self._on_notify)
-            except self._db_errors as exc:
-                self._listener = None
-                raise self._error("cannot listen for changes", exc) from None
-        if not self._changed.is_set():
+        # Several tasks of one worker may wait at once: one of them opens the listening connection.
+        async with self._listen_lock:
+            if self._listener is not None and self._listener.is_closed():
+                self._listener = None  # the connection was lost: listen again on a new one
+            if self._listener is None:
+                listener = None
+                try:
+                    listener = await self._asyncpg.connect(self._dsn.reveal(), timeout=self._connect_timeout)
+                    await listener.add_listener(CHANNEL, self._on_notify)
+                except self._db_errors as exc:
+                    if listener is not None:
+                        with anyio.CancelScope(shield=True):
+                            await listener.close()
+                    raise self._error("cannot listen for changes", exc) from None
+                self._listener = listener
+        changed_event = self._changed
+        if not changed_event.is_set():
             with anyio.move_on_after(timeout):
-                await self._changed.wait()
-        changed = self._changed.is_set()
-        self._changed = anyio.Event()
+                await changed_event.wait()
+        changed = changed_event.is_set()
+        if self._changed is changed_event:
+            self._changed = anyio.Event()
         return changed
 
     def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
