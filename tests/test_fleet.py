@@ -232,7 +232,7 @@ class TestAdoption:
         async with emulator(processing_time=0.3) as emu:
 
             async def worker_a() -> None:
-                journal = PostgresJournal(postgres_dsn, lease_seconds=3.0, send_window=2.0, send_margin=0.5)
+                journal = PostgresJournal(postgres_dsn, lease_seconds=6.0, send_window=2.0, send_margin=0.5)
                 async with journal, client(emu) as c:
                     with anyio.CancelScope() as scope:
                         batch = c.generate_many(requests, journal=journal, input_id=INPUT, max_in_flight=CAP)
