@@ -625,12 +625,16 @@ class SharedBatch:
             except SubmitOutcomeUnknownError:
                 pass  # settled below, as an adopter would
             except ViduError as exc:
-                if _retry.classify(exc) in _NOT_TAKEN and work.attempts < _MAX_CLAIMS:
+                failure = _retry.classify(exc)
+                if failure is _retry.Failure.UNKNOWN:
+                    pass  # sent, outcome unknown (the retry layer did not settle it): settled below
+                elif failure in _NOT_TAKEN and work.attempts < _MAX_CLAIMS:
                     logger.info("item %r: create not taken (%s); giving the item back", work.key, exc)
                     await self._give_back(work)
+                    return None
                 else:
                     await self._finish(work, None, exc)
-                return None
+                    return None
             else:
                 if not scope.cancelled_caught:
                     if not await journal.submitted(work.key, task.id, task.credits):
