@@ -46,6 +46,10 @@ check and the socket write; a monotonic clock that stops while the machine is su
 ``CLOCK_MONOTONIC``) while the database's clock runs on. Keep ``send_margin`` well above the time a
 create needs to reach the service.
 
+An item that outlives its ``timeout`` (or whose task the service no longer knows) is finished with
+that error and frees its slot although its task may still run at Vidu: the one case where a slot
+is freed before its task ends (the default timeout is an hour; Vidu queues beyond its concurrency).
+
 Leaving the block early leaves this worker's items claimed (:attr:`SharedBatch.unfinished`); results
 it finished but the caller did not take are in :attr:`SharedBatch.unread` (the database has them,
 and no other worker yields them).
