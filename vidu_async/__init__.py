@@ -27,7 +27,8 @@ module                 owns
 ``_batch``             ``generate_many``: fan-out under the in-flight limit, resume, ``BatchResult``
 ``_budget``            a batch's credit budget (``max_credits``)
 ``_batch_input``       a batch's input items, their keys (by content) and request hashes
-``journal``            the ``Journal`` protocol and its SQLite store (public)
+``_fleet``             a batch shared by many workers through ``PostgresJournal`` (``SharedBatch``)
+``journal``            the ``Journal`` protocol, its SQLite store and ``PostgresJournal`` (public)
 ``_download``          streaming downloads: ``.part`` files, Range resume, fresh links
 ``_events``            typed events for metrics hooks
 ``_client``            ``ViduClient``: lifecycle, configuration, thin methods wiring the pieces
@@ -57,6 +58,7 @@ from ._config import (
 )
 from ._convert import request_from_json
 from ._events import Event, Hook, RequestEvent, RetryEvent, StateChangeEvent, ThrottleEvent
+from ._fleet import SharedBatch
 from ._models import (
     ClonedVoice,
     Creation,
@@ -137,6 +139,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "SQLiteJournal",
+    "SharedBatch",
     "Speech",
     "StartEnd2Video",
     "StateChangeEvent",
