@@ -1,11 +1,18 @@
 """B7: many workers, one batch: does sharing a batch through PostgreSQL keep one organization busy?
 
-One job file of N tasks of T seconds each, against one emulator in a child process (organization
-concurrency C), run to the end by the command line as a user would run it:
+One job file of N tasks of T seconds each on average (drawn from 0.5 T to 1.5 T), against one
+emulator in a child process (organization concurrency C), run to the end by the command line as a
+user would run it:
 
 * one process with the SQLite journal (``vidu-async run JOBS --journal FILE``), the baseline;
 * 1, 2, 4 and 8 processes sharing the batch (``vidu-async run JOBS --journal postgresql://...``),
-  all started at once, each with ``--max-in-flight C`` (the organization's slots, shared).
+  all started at once.
+
+Every run sizes its in-flight limit as the command does by default: the organization's
+concurrency read from ``GET /ent/v2/credits`` plus a small queue allowance (here 200 + 10), so
+that the service always has our next task waiting; for the shared runs that is the number of the
+organization's slots in the database, shared by all the workers. ``--max-in-flight N`` sets it
+instead (``N = C``: every slot idles from a task's finish until its next create arrives).
 
 Every run gets a fresh emulator (same settings) and a fresh database; ``--no-download`` keeps the
 figure about orchestration. The makespan runs from starting the processes to the last one's exit
@@ -47,6 +54,10 @@ from _common import API_KEY, benchmark_parser, emulator_process, print_table, ve
 TARGET_RATIO: Final = 1.10
 TARGET_WORKERS: Final = 4
 ENV_DSN: Final = "VIDU_BENCH_POSTGRES_DSN"
+#: Each task's time is drawn uniformly within this fraction of T (seeded), as real tasks vary: with
+#: one fixed time, every slot's task ends in the same instant, once per T, and each of those waves
+#: leaves the organization idle while the next creates arrive, whatever the journal.
+SPREAD: Final = 0.5
 ROOT: Final = Path(__file__).resolve().parent.parent
 
 
@@ -168,12 +179,13 @@ def _measure(
     _write_jobs(jobs, args.tasks, tag)
     # The counters are read over HTTP: the emulator runs in its own process.
     with emulator_process(
-        concurrency=args.concurrency, processing_time=args.processing_time, options=["--stats-endpoint"]
+        concurrency=args.concurrency,
+        processing_time=args.processing_time,
+        options=["--stats-endpoint", "--processing-spread", str(SPREAD)],
     ) as url:
-        common = [
-            "--max-in-flight", str(args.concurrency), "--no-download", "--plain",
-            "--base-url", url, "--api-key", API_KEY,
-        ]  # fmt: skip
+        common = ["--no-download", "--plain", "--base-url", url, "--api-key", API_KEY]
+        if args.max_in_flight is not None:
+            common += ["--max-in-flight", str(args.max_in_flight)]
         command = [sys.executable, "-m", "vidu_async", "run", str(jobs)]
         name = f"vidu_b7_{os.getpid()}_{tag}"
         if workers is None:
@@ -267,13 +279,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(__doc__, "60 tasks of 0.5 s, 1 and 2 workers: a smoke run of a few seconds")
     parser.add_argument("--tasks", type=int, help="tasks per run (default 2000; 60 with --quick)")
     parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="every run's --max-in-flight (default: the account's sizing, concurrency plus a queue allowance)",
+    )
+    parser.add_argument(
         "--dsn", help=f"a PostgreSQL server to create databases on (default ${ENV_DSN}, or a throwaway)"
+    )
+    parser.add_argument(
+        "--processing-time", type=float, help="seconds per task on average (default 2.0; 0.5 with --quick)"
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", help="the fleets' sizes (default 1 2 4 8; 1 2 with --quick)"
     )
     args = parser.parse_args(argv)
     args.tasks = args.tasks or (60 if args.quick else 2000)
     args.concurrency = 200
-    args.processing_time = 0.5 if args.quick else 2.0
-    args.workers = [1, 2] if args.quick else [1, 2, 4, 8]
+    args.processing_time = args.processing_time or (0.5 if args.quick else 2.0)
+    args.workers = args.workers or ([1, 2] if args.quick else [1, 2, 4, 8])
     _run(args)
     return 0
 

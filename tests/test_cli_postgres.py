@@ -394,3 +394,19 @@ class TestSharedRun:
         assert "Join the batch again with:" in printed
         assert f"--journal '{postgres_dsn}'" in printed or f"--journal {postgres_dsn}" in printed
         assert "PGPASSWORD" in printed
+
+
+class TestUsage:
+    @pytest.mark.parametrize("command", ["batch", "run"])
+    def test_help_documents_every_option(self, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """Every option of ``batch`` and ``run`` (``--journal``, ``--lease``, ``--worker-name``) says what it does."""
+        from test_cli import undocumented_options
+
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert undocumented_options(text) == []
+        if command == "run":
+            assert "postgresql://" in text
+            assert "--lease" in text
+            assert "--worker-name" in text

@@ -425,3 +425,32 @@ class TestStatsEndpoint:
         assert body["tasks_created"] == 0
         assert body["requests"] == {}
         json.dumps(body)
+
+
+class TestEmulatorCommand:
+    """The ``emulator`` command's options for tests and benchmarks in other processes."""
+
+    def test_stats_endpoint_and_spread(self) -> None:
+        """``--stats-endpoint`` turns the route on; ``--processing-spread`` draws each task's time
+        around ``--processing-time`` from the emulator's seeded generator."""
+        from vidu_async import cli
+
+        argv = ["emulator", "--stats-endpoint", "--processing-time", "2", "--processing-spread", "0.5"]
+        config = cli._emulator_config(cli.build_parser().parse_args(argv))
+        assert config.stats_endpoint
+        assert callable(config.processing_time)
+        draws = [config.processing_time(random.Random(seed)) for seed in range(200)]
+        assert all(1.0 <= d <= 3.0 for d in draws)
+        assert min(draws) < 1.2
+        assert max(draws) > 2.8
+        plain = cli._emulator_config(cli.build_parser().parse_args(["emulator"]))
+        assert (plain.stats_endpoint, plain.processing_time) == (False, 5.0)
+
+    @pytest.mark.parametrize("spread", ["1", "-0.1", "half"])
+    def test_bad_spread(self, spread: str, capsys: pytest.CaptureFixture[str]) -> None:
+        from vidu_async import cli
+
+        with pytest.raises(SystemExit) as exited:
+            cli.build_parser().parse_args(["emulator", "--processing-spread", spread])
+        assert exited.value.code == 2
+        assert "--processing-spread" in capsys.readouterr().err

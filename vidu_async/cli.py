@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
+import random
 import signal
 import sys
 import traceback
@@ -241,10 +243,15 @@ def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
         faults = FaultConfig(**dict(args.fault))
     except (TypeError, ValueError) as exc:
         raise CommandError(f"--fault: {exc}") from None
+    processing: float | Callable[[random.Random], float] = args.processing_time
+    if args.processing_spread:
+        low = args.processing_time * (1 - args.processing_spread)
+        high = args.processing_time * (1 + args.processing_spread)
+        processing = functools.partial(random.Random.uniform, a=low, b=high)
     return EmulatorConfig(
         api_key=args.key,
         concurrency=args.concurrency,
-        processing_time=args.processing_time,
+        processing_time=processing,
         path_prefix=args.prefix,
         extra_models=args.extra_model,
         download_bytes_per_second=args.download_bytes_per_second,
@@ -449,6 +456,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -639,6 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--processing-time", type=_positive_float, default=5.0, help="seconds per task (default: 5.0)"
+    )
+    p.add_argument(
+        "--processing-spread",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="draw each task's time uniformly within this fraction of --processing-time, seeded"
+        " (0.5: from half to one and a half times it; default 0: every task takes exactly it)",
     )
     p.add_argument("--prefix", default="", help="path prefix, e.g. /vidu, as reseller gateways use")
     p.add_argument(
