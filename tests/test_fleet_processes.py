@@ -345,6 +345,7 @@ def check(outcome: dict[str, Any]) -> None:
     assert max(seen.values()) == 1, [key for key, n in seen.items() if n > 1]
     killed = {outcome["ids"][name] for name in fleet.killed if name in outcome["ids"]}
     missing = set(items) - set(seen)
+    print(f"held at the freeze: {outcome['held']}; rows left to the re-run by a kill: {sorted(missing)}")
     assert all(items[key]["worker_id"] in killed for key in missing), missing
     assert len(missing) <= len(fleet.killed), missing
 
