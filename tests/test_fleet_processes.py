@@ -242,6 +242,7 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
         fleet = Fleet(folder, jobs, url, dsn, env)
         conn = await asyncpg.connect(dsn)
         try:
+            started = anyio.current_time()
             for i in range(4):
                 fleet.start(f"w{i}")
             ids = {name: await worker_id(conn, p) for name, p in fleet.processes.items()}
@@ -261,8 +262,8 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
             # Freeze a worker while it holds an intent whose create waits (an OperationInProcess
             # backoff): checked once it is frozen, against the emulator's tasks (a create already
             # on its way lands within the pause); thawed and tried again when it held none.
-            held = 0
-            for _ in range(10):
+            held = tries = 0
+            for tries in range(1, 11):  # noqa: B007 - reported below
                 with contextlib.suppress(TimeoutError):
                     await first_row(conn, BARE_INTENT, ids["w3"], 0.2, within=3)
                 fleet.signal("w3", signal.SIGSTOP)
@@ -278,6 +279,7 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
                     break
                 fleet.signal("w3", signal.SIGCONT)
             frozen = anyio.current_time()
+            phases = {"started": started, "frozen": frozen}
             # Two crashes at seeded moments while it is frozen.
             await anyio.sleep(rng.uniform(0.3, 1.5))
             fleet.signal("w2", signal.SIGKILL)
@@ -288,7 +290,19 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
             # Past its lease and its intents' send_by, once adopters have settled them: resume it.
             await anyio.sleep(max(0.0, frozen + 4 * LEASE - anyio.current_time()))
             fleet.signal("w3", signal.SIGCONT)
-            statuses = await fleet.wait_all(within=90)
+            progress = []  # (seconds, items finished) until every worker is done, to read a slow run
+
+            async def sample() -> None:
+                while True:
+                    count = await conn.fetchval("SELECT count(*) FROM vidu_items WHERE finished")
+                    progress.append((round(anyio.current_time() - started, 1), count))
+                    await anyio.sleep(2)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sample)
+                statuses = await fleet.wait_all(within=90)
+                tg.cancel_scope.cancel()
+            phases["done"] = anyio.current_time()
 
             final = fleet.start("final")  # a fresh --out, after the batch finished
             final_status = await anyio.to_thread.run_sync(final.wait)
@@ -305,6 +319,9 @@ async def chaos(folder: Path, dsn: str, *, guard: bool) -> dict[str, Any]:
         "fleet": fleet,
         "ids": ids,
         "held": held,
+        "tries": tries,
+        "timeline": {name: round(at - started, 1) for name, at in phases.items()},
+        "progress": progress,
         "statuses": statuses,
         "final_status": final_status,
         "items": items,
@@ -345,7 +362,10 @@ def check(outcome: dict[str, Any]) -> None:
     assert max(seen.values()) == 1, [key for key, n in seen.items() if n > 1]
     killed = {outcome["ids"][name] for name in fleet.killed if name in outcome["ids"]}
     missing = set(items) - set(seen)
-    print(f"held at the freeze: {outcome['held']}; rows left to the re-run by a kill: {sorted(missing)}")
+    print(
+        f"timeline {outcome['timeline']}, finished {outcome['progress']}; held at the freeze: {outcome['held']} ({outcome['tries']} tries);"
+        f" rows left to the re-run by a kill: {sorted(missing)}"
+    )
     assert all(items[key]["worker_id"] in killed for key in missing), missing
     assert len(missing) <= len(fleet.killed), missing
 
