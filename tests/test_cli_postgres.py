@@ -244,6 +244,23 @@ class TestRunOptions:
         assert "vidu-async emulator" in one_error_line(err)
         assert not (tmp_path / "out").exists()
 
+    def test_no_credit_budget(self, tmp_path: Path) -> None:
+        """A budget would need every worker's spending: refused before anything starts."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", 1)
+        status, _, err = run(
+            "run",
+            str(jobs),
+            "--out",
+            str(tmp_path / "out"),
+            "--max-credits",
+            "10",
+            "--journal",
+            "postgresql://u@h/db",
+        )
+        assert status == 2
+        assert "--max-credits" in one_error_line(err)
+        assert not (tmp_path / "out").exists()
+
     def test_lease_needs_a_database(self, tmp_path: Path) -> None:
         jobs = write_jobs(tmp_path / "jobs.jsonl", 1)
         status, _, err = run("run", str(jobs), "--out", str(tmp_path / "out"), "--emulator", "--lease", "3")
@@ -399,7 +416,7 @@ class TestSharedRun:
 class TestUsage:
     @pytest.mark.parametrize("command", ["batch", "run"])
     def test_help_documents_every_option(self, command: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """Every option of ``batch`` and ``run`` (``--journal``, ``--lease``, ``--worker-name``) says what it does."""
+        """Every option of ``batch`` and ``run`` (``--journal``, ``--lease``, ``--worker-name``, ``--org``) says what it does."""
         from test_cli import undocumented_options
 
         with pytest.raises(SystemExit):
@@ -410,3 +427,27 @@ class TestUsage:
             assert "postgresql://" in text
             assert "--lease" in text
             assert "--worker-name" in text
+
+
+class TestOrganizations:
+    async def test_each_org_has_its_own_slots(self, postgres_dsn: str, tmp_path: Path) -> None:
+        """``--org`` names whose slots the workers share: one database can serve several accounts."""
+        jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+        async with emulator() as emu:
+            status, output = await worker(
+                jobs, tmp_path / "out", emu, postgres_dsn, "--org", "acme", "--max-in-flight", "3"
+            )
+        assert status == 0, output
+
+        status, out, err = await run_in_thread("batch", postgres_dsn, str(jobs), "--org", "acme", "--json")
+        assert status == 0, err
+        acme = json.loads(out)
+        assert (acme["org"], acme["capacity"], acme["slots_held"], acme["states"]) == (
+            "acme",
+            3,
+            0,
+            {"success": 3},
+        )
+        status, out, err = await run_in_thread("batch", postgres_dsn, str(jobs), "--json")
+        assert status == 0, err
+        assert (json.loads(out)["capacity"], json.loads(out)["org"]) == (0, "default")

@@ -80,6 +80,8 @@ class RunOptions:
     lease: float | None = None
     #: How the worker appears in ``vidu-async batch`` (``None``: ``host:pid``).
     worker_name: str | None = None
+    #: The organization whose slots a shared batch's workers share (one per Vidu account).
+    org: str = "default"
 
     @property
     def shared(self) -> bool:
@@ -396,7 +398,7 @@ async def _run_shared(
             send_window=2 * options.lease,
             send_margin=min(5.0, options.lease / 3),
         )
-    journal = PostgresJournal(database, worker_name=options.worker_name, **settings)
+    journal = PostgresJournal(database, worker_name=options.worker_name, org=options.org, **settings)
     async with journal:
         display.note(f"batch {input_id} in {journal.dsn}")
         return await _run_with_journal(client, options, display, tally, journal, input_id=input_id)
@@ -511,8 +513,9 @@ async def _run_with_journal(
                     summary += f": {_one_line(str(result.error))}"
                 elif result.files:
                     summary += f" -> {', '.join(f.name for f in result.files)}"
-                display.result(summary, ok=result.ok)
+                # The row first: in a shared batch it is this worker's only record of the item.
                 await results.add(_result_row(line, result))
+                display.result(summary, ok=result.ok)
         keep_results = True
     except anyio.get_cancelled_exc_class():
         # What finished is worth writing down; the journal has the rest for the next run.

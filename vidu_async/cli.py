@@ -291,8 +291,15 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             "--emulator runs its own emulator in each process, so workers sharing a batch cannot see"
             " each other's tasks: start one with `vidu-async emulator` and point --base-url at it"
         )
-    if database is None and (args.lease is not None or args.worker_name is not None):
-        raise CommandError("--lease and --worker-name need a PostgreSQL journal (--journal postgresql://...)")
+    if database is not None and args.max_credits is not None:
+        raise CommandError(
+            "--max-credits is not available with a PostgreSQL journal: a budget would need every worker's"
+            " spending, which a shared batch does not count"
+        )
+    if database is None and (args.lease is not None or args.worker_name is not None or args.org is not None):
+        raise CommandError(
+            "--lease, --worker-name and --org need a PostgreSQL journal (--journal postgresql://...)"
+        )
     jobs = Path(args.jobs)
     if not await anyio.Path(jobs).is_file():
         raise CommandError(f"no such job file: {args.jobs}")
@@ -306,6 +313,7 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         database=database,
         lease=args.lease,
         worker_name=args.worker_name,
+        org=args.org or "default",
         max_in_flight=args.max_in_flight,
         timeout=args.timeout,
         download=not args.no_download,
@@ -560,6 +568,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-name",
         metavar="NAME",
         help="with a PostgreSQL journal: how this worker appears in `vidu-async batch` (default: host:pid)",
+    )
+    p.add_argument(
+        "--org",
+        metavar="NAME",
+        help="with a PostgreSQL journal: the organization whose slots the workers share; give each Vidu"
+        " account its own name when one database serves several (default: default)",
     )
     p.add_argument(
         "--max-in-flight", type=_positive_int, metavar="N", help="tasks at once (default: from your account)"
