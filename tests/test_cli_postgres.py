@@ -170,6 +170,8 @@ class TestBatchCommand:
         assert counts == {"intent": 1, "pending": 2, "submitted": 1, "success": 1}
         assert any("pod-a" in line and "live" in line and "submitted 1" in line for line in lines), out
         assert any("pod-b" in line and "lease lapsed" in line and "intent 1" in line for line in lines), out
+        finishers = lines[lines.index("finished by") + 1 : lines.index("stuck")]
+        assert [line.split()[1:] for line in finishers] == [["pod-a", "1"]]
         stuck = lines[lines.index("stuck") + 1 :]
         assert len(stuck) == 1
         assert "owner's lease lapsed" in stuck[0]
@@ -190,6 +192,7 @@ class TestBatchCommand:
         assert (summary["capacity"], summary["slots_held"], summary["unfinished"]) == (4, 2, 4)
         assert {w["worker_id"]: w["live"] for w in summary["workers"]} == {live: True, gone: False}
         assert [s["worker_id"] for s in summary["stuck"]] == [gone]
+        assert summary["finished_by"] == [{"worker_id": live, "name": "pod-a", "finished": 1}]
 
     async def test_reads_only(self, postgres_dsn: str) -> None:
         """Nothing in the database changes: no worker registered, no batch created."""

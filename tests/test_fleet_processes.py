@@ -389,6 +389,7 @@ def check(outcome: dict[str, Any]) -> None:
     # Nothing left in the database: no slot held, nothing unfinished or stuck.
     summary = outcome["summary"]
     assert (summary["slots_held"], summary["unfinished"], summary["stuck"]) == (0, 0, [])
+    assert sum(worker["finished"] for worker in summary["finished_by"]) == ITEMS
     # The frozen worker found its lease gone and stopped (exit 1); the others ended well.
     statuses = outcome["statuses"]
     assert statuses["w3"] == 1, fleet.log("w3")[-3000:]

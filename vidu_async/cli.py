@@ -378,11 +378,21 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_TRANSPORT if outcome.service_unreachable else EXIT_FAILED
 
 
-def _print_batch(summary: BatchSummary, where: str, org: str, out: TextIO, *, as_json: bool) -> None:
+def _print_batch(
+    summary: BatchSummary,
+    finished: dict[int, tuple[str, int]],
+    where: str,
+    org: str,
+    out: TextIO,
+    *,
+    as_json: bool,
+) -> None:
     if as_json:
         import attrs
 
-        print(json.dumps({"database": where, "org": org, **attrs.asdict(summary)}), file=out)
+        finishers = [{"worker_id": w, "name": name, "finished": n} for w, (name, n) in finished.items()]
+        data = {"database": where, "org": org, **attrs.asdict(summary), "finished_by": finishers}
+        print(json.dumps(data), file=out)
         return
     rows: list[tuple[str, str]] = [
         ("batch", summary.input_id),
@@ -409,6 +419,9 @@ def _print_batch(summary: BatchSummary, where: str, org: str, out: TextIO, *, as
         )
         lease = "live" if worker.live else "lease lapsed"
         print(printable(f"  #{worker.worker_id}  {worker.name}  {lease}  {items}"), file=out)
+    print(f"finished by{'' if finished else '  nobody yet'}", file=out)
+    for worker_id, (name, count) in finished.items():
+        print(printable(f"  #{worker_id}  {name}  {count}"), file=out)
     print(f"stuck{'' if summary.stuck else '  none'}", file=out)
     for item in summary.stuck:
         owner = f"worker #{item.worker_id}" if item.worker_id is not None else "no owner"
@@ -431,10 +444,11 @@ async def _cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
         input_id = await anyio.to_thread.run_sync(input_digest, jobs)
     async with PostgresJournal(args.database, org=args.org, min_connections=0, max_connections=1) as journal:
         summary = await journal.summary(input_id)
+        finished = await journal.finished_by_worker(input_id)
         where = journal.dsn
     if summary.loaded is None and not summary.states:
         raise CommandError(f"no batch {input_id} in {where}")
-    _print_batch(summary, where, args.org, out, as_json=args.json)
+    _print_batch(summary, finished, where, args.org, out, as_json=args.json)
     return EXIT_OK
 
 

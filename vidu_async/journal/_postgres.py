@@ -1686,6 +1686,20 @@ class PostgresJournal:
             )
         return count
 
+    async def finished_by_worker(self, input_id: str | None = None) -> dict[int, tuple[str, int]]:
+        """Read-only: how many items of the batch each worker finished, by worker id, with its
+        name (``input_id`` as in :meth:`summary`); for ``vidu-async batch``."""
+        await self.flush()
+        input_id = input_id if input_id is not None else self._need_input()
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT i.worker_id, w.name, count(*) AS n FROM vidu_items i"
+                " JOIN vidu_workers w ON w.worker_id = i.worker_id"
+                " WHERE i.input_id = $1 AND i.finished GROUP BY i.worker_id, w.name ORDER BY i.worker_id",
+                input_id,
+            )
+        return {row["worker_id"]: (row["name"], row["n"]) for row in rows}
+
     async def summary(self, input_id: str | None = None) -> BatchSummary:
         """Per-state counts, per-worker counts and stuck items of the batch, from the database.
 
