@@ -1,4 +1,6 @@
-"""The ``vidu-async`` command: submit, inspect and cancel tasks, list them, read credits, run the emulator.
+"""The ``vidu-async`` command: submit, inspect and cancel tasks, list them, read credits, run the emulator,
+run a job file (alone, or as one of many workers of a batch shared through PostgreSQL) and summarize
+a shared batch from its database (``batch``).
 
 Errors print as one line (``error: ...``) and set the exit status; ``--debug`` adds the traceback
 and the SDK's debug log. Uses only the public API.
