@@ -763,15 +763,23 @@ def _create_for(kind: TaskKind) -> Callable[[web.Request], Awaitable[web.StreamR
     return create
 
 
-async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
+async def _json_body(request: web.Request) -> object:
+    """A create's (or a sync call's) JSON body, or the 400 answering a body too large or not JSON."""
     raw = await _read_limited(request, _rules.MAX_BODY_BYTES)
     if raw is None:
         return _error(400, "BadRequest", "request body too large")
     try:
-        body = json.loads(raw)
+        body: object = json.loads(raw)
     except ValueError:
         return _error(400, "BadRequest", "bad request")
+    return body
+
+
+async def _create(request: web.Request, kind: TaskKind) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
     try:
         parsed = request_from_json(body, endpoint=kind.endpoint)
     except RequestValidationError as exc:
@@ -827,13 +835,9 @@ async def _sync(request: web.Request, endpoint: str) -> web.StreamResponse:
     """``audio-tts``, ``audio-clone`` and ``img2video-prompt-recommendation`` (§16-§18): read as
     strictly as a create, answered at once with ``state: "success"``; nothing occupies a slot."""
     runtime = request.app[RUNTIME]
-    raw = await _read_limited(request, _rules.MAX_BODY_BYTES)
-    if raw is None:
-        return _error(400, "BadRequest", "request body too large")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return _error(400, "BadRequest", "bad request")
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
     try:
         parsed: SpeechRequest | CloneVoiceRequest | PromptRequest = sync_request_from_json(
             body, endpoint=endpoint
