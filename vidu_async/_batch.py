@@ -94,6 +94,36 @@ class BatchResult:
         """Whether the item produced a successful task."""
         return self.error is None and self.task is not None and self.task.state is TaskState.SUCCESS
 
+    @classmethod
+    def ended(
+        cls,
+        *,
+        index: int,
+        key: str,
+        request: Request | None,
+        task: Task | None,
+        error: ViduError | None,
+        attempts: int,
+        started: float,
+        files: tuple[Path, ...] = (),
+        resumed: bool = False,
+    ) -> BatchResult:
+        """The result of an item that ended with ``task`` (a failed one is its ``TaskFailedError``)
+        or ``error``; ``started`` on ``anyio.current_time()``'s clock (0: never submitted)."""
+        if error is None and task is not None and task.state is TaskState.FAILED:
+            error = TaskFailedError(task)
+        return cls(
+            index=index,
+            key=key,
+            request=request,
+            task=task,
+            error=error,
+            attempts=attempts,
+            elapsed=anyio.current_time() - started if started else 0.0,
+            files=files,
+            resumed=resumed,
+        )
+
 
 @attrs.define(eq=False)
 class _Item:
@@ -533,16 +563,14 @@ class Batch:
         files: tuple[Path, ...] = (),
         resumed: bool = False,
     ) -> BatchResult:
-        if error is None and task is not None and task.state is TaskState.FAILED:
-            error = TaskFailedError(task)
-        return BatchResult(
+        return BatchResult.ended(
             index=item.index,
             key=item.key,
             request=item.request,
             task=task,
             error=error,
             attempts=item.attempts,
-            elapsed=anyio.current_time() - item.started if item.started else 0.0,
+            started=item.started,
             files=files,
             resumed=resumed,
         )

@@ -798,16 +798,14 @@ class SharedBatch:
     def _result(
         self, work: _Work, task: Task | None, error: ViduError | None, *, files: tuple[Path, ...] = ()
     ) -> BatchResult:
-        if error is None and task is not None and task.state is TaskState.FAILED:
-            error = TaskFailedError(task)
-        return BatchResult(
+        return BatchResult.ended(
             index=work.index,
             key=work.key,
             request=work.request,
             task=task,
             error=error,
             attempts=work.attempts,
-            elapsed=anyio.current_time() - work.started if work.started else 0.0,
+            started=work.started,
             files=files,
             resumed=work.resumed,
         )
