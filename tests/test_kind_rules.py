@@ -548,3 +548,26 @@ class TestSent:
     def test_error_names_a_model_less_request_plainly(self) -> None:
         with pytest.raises(RequestValidationError, match=r"invalid Upscale \(1 problem\)"):
             vidu.Upscale(upscale_resolution="2K")
+
+
+class TestMessages:
+    """A refusal reads as the limit it broke, each field named once."""
+
+    @pytest.mark.parametrize(
+        ("endpoint", "changes", "field", "message"),
+        [
+            ("reference2image", {"images": [URL] * 8}, "images", "has 8 items; at most 7 allowed"),
+            ("reference2image", {"model": "viduq1"}, "images", "viduq1 takes 1-7 images, got 0"),
+            ("multiframe", {"image_settings": settings(1)}, "image_settings", "has 1 item; 2-9 allowed"),
+            ("template", {"images": []}, "images", "is required and must not be empty"),
+            ("lip-sync", {"speed": 3}, "speed", "must be between 0.5 and 2, got 3"),
+            ("timing2audio", {"timing_prompts": events((-1, 3))}, "timing_prompts[0].from", "must be at least 0"),
+            ("upscale-new", {"video_creation_id": None}, "video_url", "upscale-new needs video_url or video_creation_id"),
+        ],
+    )  # fmt: skip
+    def test_message(self, endpoint: str, changes: dict[str, Any], field: str, message: str) -> None:
+        with pytest.raises(RequestValidationError) as info:
+            read(endpoint, **changes)
+        mine = [p for p in info.value.problems if p.field == field]
+        assert len(mine) == 1, info.value.problems
+        assert message in mine[0].message

@@ -939,18 +939,14 @@ def _check_count(field: _rules.FieldRule, value: tuple[object, ...], where: str,
     if field.required and count == 0:
         out.append(Problem(where, "is required and must not be empty", _LACKING))
     elif count < field.min_items or (field.max_items is not None and count > field.max_items):
-        most = (
-            ""
-            if field.max_items is None
-            else f"-{field.max_items}"
-            if field.max_items != field.min_items
-            else ""
-        )
-        out.append(
-            Problem(
-                where, f"has {count} item{'' if count == 1 else 's'}; {field.min_items}{most} allowed", _COUNT
-            )
-        )
+        low, high = field.min_items, field.max_items
+        if high is None:
+            allowed = f"at least {low}"
+        elif low == high:
+            allowed = f"exactly {low}"
+        else:
+            allowed = f"at most {high}" if low == 0 else f"{low}-{high}"
+        out.append(Problem(where, f"has {count} item{'' if count == 1 else 's'}; {allowed} allowed", _COUNT))
 
 
 def _check_media_item(
@@ -976,7 +972,9 @@ def _check_object(field: _rules.FieldRule, item: object, where: str, out: list[P
 
 
 def _check_model_row(request: object, row: _rules.ModelRule, out: list[Problem]) -> None:
-    """The fields one model narrows: resolution, aspect ratio, how many images."""
+    """The fields one model narrows: resolution, aspect ratio, how many images (a field whose
+    endpoint-wide rule already failed is not named twice)."""
+    named = {p.field for p in out}
     resolution = getattr(request, "resolution", None)
     if isinstance(resolution, str) and row.resolutions and resolution not in row.resolutions:
         out.append(
@@ -988,7 +986,11 @@ def _check_model_row(request: object, row: _rules.ModelRule, out: list[Problem])
             Problem("aspect_ratio", f"{row.name} takes {', '.join(row.aspect_ratios)}, got {aspect!r}")
         )
     images = getattr(request, "images", None)
-    if isinstance(images, tuple) and not row.min_images <= len(images) <= row.max_images:
+    if (
+        "images" not in named
+        and isinstance(images, tuple)
+        and not row.min_images <= len(images) <= row.max_images
+    ):
         out.append(
             Problem(
                 "images",
