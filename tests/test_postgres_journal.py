@@ -408,6 +408,39 @@ class TestClaims:
             assert await b.wait_for_change(4)
 
 
+class TestFrozenInATransaction:
+    """A worker frozen (SIGSTOP, a stalled host) inside one of its transactions must not hold the
+    batch's locks for ever: newcomers still start and the frozen one's items can be adopted."""
+
+    async def test_a_frozen_claim_does_not_block_a_newcomer(self, postgres_dsn: str) -> None:
+        """A claim's transaction left open (the org row taken FOR SHARE, as a worker frozen in its
+        claim leaves it) is ended by the server after a lease's length (at least 10 s), so a newcomer's
+        set_capacity (which updates that row) goes through instead of waiting for ever; the frozen
+        worker finds its session gone when it wakes."""
+        async with worker(postgres_dsn, load=items(4), capacity=2, lease_seconds=1.0) as frozen:
+            held, thawed = anyio.Event(), anyio.Event()
+            woke_to: list[str] = []
+
+            async def freeze_in_a_claim() -> None:
+                try:
+                    async with frozen._connection() as conn, conn.transaction():
+                        await conn.execute("SELECT 1 FROM vidu_orgs WHERE org = $1 FOR SHARE", frozen.org)
+                        held.set()
+                        await thawed.wait()  # frozen: the server sees the session idle in its transaction
+                except JournalError as exc:
+                    woke_to.append(str(exc))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(freeze_in_a_claim)
+                await held.wait()
+                with anyio.fail_after(40):  # the server's idle timeout is at least 10 s
+                    async with worker(postgres_dsn, capacity=3) as newcomer:
+                        assert await newcomer.capacity() == (3, 0)
+                thawed.set()
+        assert len(woke_to) == 1
+        assert "connection is closed" in woke_to[0]
+
+
 class TestFencing:
     """A write by a worker that does not own the item, or whose lease lapsed, changes nothing."""
 

@@ -35,6 +35,7 @@ import collections
 import functools
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -759,6 +760,10 @@ class PostgresJournal:
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.org = org
         self.lease_seconds = float(lease_seconds)
+        # How long the server lets one of our sessions sit idle inside a transaction (see __aenter__),
+        # and inside a load's, which reads the input between its inserts.
+        self._idle_timeout_ms = max(10_000, math.ceil(self.lease_seconds * 1000))
+        self._load_idle_timeout_ms = max(300_000, 10 * self._idle_timeout_ms)
         self.heartbeat_every = float(heartbeat_every) if heartbeat_every else self.lease_seconds / 3
         self.auto_heartbeat = auto_heartbeat
         self.send_window = float(send_window)
@@ -835,6 +840,11 @@ class PostgresJournal:
                 min_size=self._pool_sizes[0],
                 max_size=self._pool_sizes[1],
                 timeout=self._connect_timeout,
+                # A worker frozen inside a transaction (SIGSTOP, a stalled host) would hold its locks
+                # (the org row of a claim, a load's advisory lock) for ever and stop every newcomer:
+                # the server ends such a session after a lease's length, the time after which the
+                # worker counts as gone anyway.
+                server_settings={"idle_in_transaction_session_timeout": str(self._idle_timeout_ms)},
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise self._error("cannot connect to the journal's database", exc) from None
@@ -1021,6 +1031,11 @@ class PostgresJournal:
             loaded = await conn.fetchval("SELECT items FROM vidu_batches WHERE input_id = $1", input_id)
             if loaded is not None:
                 return 0
+            # The input is read between the inserts (local media encoded...): more time than a
+            # lease may pass with the session idle in this transaction.
+            await conn.execute(
+                f"SET LOCAL idle_in_transaction_session_timeout = {self._load_idle_timeout_ms}"
+            )
             await conn.execute(
                 "INSERT INTO vidu_batches (input_id) VALUES ($1) ON CONFLICT DO NOTHING", input_id
             )
