@@ -17,7 +17,9 @@ instead (``N = C``: every slot idles from a task's finish until its next create 
 Every run gets a fresh emulator (same settings) and a fresh database; ``--no-download`` keeps the
 figure about orchestration. The makespan runs from starting the processes to the last one's exit
 (Python's start-up included); the ideal is N x T / C. The table also shows items per second, the
-emulator's span (first create to last finish), its peak of tasks in flight, and what the database
+makespan's three parts (from the start to the emulator's first create, the emulator's span from
+there to the last finish, and from that to the last process's exit), the emulator's peak of tasks
+in flight, and what the database
 did per item: transactions (``pg_stat_database.xact_commit``), rows written, and the time its
 backends spent executing statements (``active_time``).
 
@@ -72,6 +74,8 @@ class Outcome:
     tasks: int
     peak: int
     failures: int
+    start_lag: float | None
+    end_lag: float | None
     transactions: float | None = None
     rows_written: float | None = None
     db_ms: float | None = None
@@ -155,9 +159,10 @@ def _stats(url: str) -> dict[str, Any]:
     return data
 
 
-def _run_workers(argvs: list[list[str]]) -> tuple[float, list[int]]:
-    """Start every command at once, wait for all; the wall time and their exit statuses."""
-    started = time.perf_counter()
+def _run_workers(argvs: list[list[str]]) -> tuple[float, float, list[int]]:
+    """Start every command at once, wait for all; when they started and ended (``time.monotonic()``,
+    the emulator's clock too) and their exit statuses."""
+    started = time.monotonic()
     processes = [
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for argv in argvs
     ]
@@ -167,7 +172,7 @@ def _run_workers(argvs: list[list[str]]) -> tuple[float, list[int]]:
         if process.returncode != 0:
             print(f"  a worker exited {process.returncode}: {errors.strip()[-500:]}")
         statuses.append(process.returncode)
-    return time.perf_counter() - started, statuses
+    return started, time.monotonic(), statuses
 
 
 def _measure(
@@ -199,8 +204,9 @@ def _measure(
                 [*command, "--out", str(folder / f"{tag}-{n}"), "--journal", dsn, *common]
                 for n in range(workers)
             ]
-        makespan, statuses = _run_workers(argvs)
+        started, ended, statuses = _run_workers(argvs)
         stats = _stats(url)
+    first, last = stats["first_created_at"], stats["last_finished_at"]
     cost = None
     if workers is not None:
         cost = anyio.run(_db_cost, server, name)
@@ -209,8 +215,10 @@ def _measure(
     return Outcome(
         label=label,
         workers=workers or 1,
-        makespan=makespan,
+        makespan=ended - started,
         span=stats["task_span"],
+        start_lag=None if first is None else first - started,
+        end_lag=None if last is None else ended - last,
         tasks=stats["tasks_created"],
         peak=stats["max_in_flight"],
         failures=sum(1 for s in statuses if s != 0),
@@ -239,13 +247,14 @@ def _run(args: argparse.Namespace) -> None:
 
     print_table(
         [
-            "run", "makespan s", "/ ideal", "items/s", "server span s", "tasks", "peak in flight",
+            "run", "makespan s", "/ ideal", "items/s", "first create s", "server span s", "exit s", "tasks",
+            "peak in flight",
             "xact/item", "rows/item", "db ms/item",
         ],
         [
             [
                 o.label, f"{o.makespan:.2f}", f"{o.makespan / ideal:.3f}", f"{args.tasks / o.makespan:.1f}",
-                figure(o.span, ".2f"), o.tasks, o.peak, figure(o.transactions, ".1f"),
+                figure(o.start_lag, ".2f"), figure(o.span, ".2f"), figure(o.end_lag, ".2f"), o.tasks, o.peak, figure(o.transactions, ".1f"),
                 figure(o.rows_written, ".1f"), figure(o.db_ms, ".3f"),
             ]
             for o in outcomes

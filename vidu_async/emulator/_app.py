@@ -1084,7 +1084,9 @@ def stats_body(runtime: Runtime) -> dict[str, Any]:
     tasks an organization had at once); ``in_flight`` (unfinished tasks per organization now);
     ``max_processing``; ``unfinished``; ``requests`` (by endpoint name); ``responses`` (by HTTP
     status); ``faults``; ``downloads``; ``callbacks_sent``; ``task_span`` (seconds from the first
-    create to the last finish, ``null`` before a task finished).
+    create to the last finish, ``null`` before a task finished); ``first_created_at`` and
+    ``last_finished_at`` (the same two moments on the machine's monotonic clock, ``time.monotonic()``
+    in any process of it; ``null`` before there is one).
     """
     runtime.tick()
     stats = runtime.stats
@@ -1092,7 +1094,9 @@ def stats_body(runtime: Runtime) -> dict[str, Any]:
     tasks = runtime.state.tasks.values()
     by_request = Counter(_request_digest(task) for task in tasks)
     finished = [task.finished_at for task in tasks if task.finished_at is not None]
-    span = max(finished) - min(task.created_at for task in tasks) if finished else None
+    first = min((task.created_at for task in tasks), default=None)
+    last = max(finished, default=None)
+    span = last - first if last is not None and first is not None else None
     return {
         "tasks_created": stats.tasks_created,
         "tasks_by_payload": dict(stats.tasks_by_payload),
@@ -1108,6 +1112,8 @@ def stats_body(runtime: Runtime) -> dict[str, Any]:
         "downloads": stats.downloads,
         "callbacks_sent": stats.callbacks_sent,
         "task_span": span,
+        "first_created_at": first,
+        "last_finished_at": last,
     }
 
 
