@@ -335,6 +335,71 @@ class TestClaims:
             assert await j.finish("k0001", state="failed", err_code="AuditFailed")
             assert await j.claim(fingerprint=fingerprint) is None  # nothing pending
 
+    async def test_claim_many_takes_what_the_free_slots_allow(self, postgres_dsn: str) -> None:
+        """One transaction claims several items in input order, never more than the free slots,
+        each with its own slot and intent; ``pending`` says whether anything is left to claim."""
+        async with worker(postgres_dsn, load=items(7), capacity=5) as j:
+            first = await j.claim_many(fingerprint=fingerprint, limit=3)
+            assert [c.key for c in first.claims] == ["k0000", "k0001", "k0002"]
+            assert first.pending
+            assert len({c.slot for c in first.claims}) == 3
+            assert [c.fingerprint for c in first.claims] == [f"vidu-async:fp-{n}" for n in range(3)]
+            second = await j.claim_many(fingerprint=fingerprint, limit=10)  # two slots left
+            assert [c.key for c in second.claims] == ["k0003", "k0004"]
+            assert sorted(slot for slot, _ in await held_slots(postgres_dsn)) == [0, 1, 2, 3, 4]
+            full = await j.claim_many(fingerprint=fingerprint, limit=10)
+            assert (full.claims, full.pending) == ((), True)  # items wait for a slot
+            for claim in (*first.claims, *second.claims):
+                stored = await row(postgres_dsn, claim.key)
+                assert (stored["state"], stored["worker_id"], stored["attempts"]) == (
+                    STATE_INTENT,
+                    j.worker_id,
+                    1,
+                )
+                assert await j.finish(claim.key, state="success")
+            last = await j.claim_many(fingerprint=fingerprint, limit=10)
+            assert [c.key for c in last.claims] == ["k0005", "k0006"]
+            empty = await j.claim_many(fingerprint=fingerprint, limit=10)
+            assert (empty.claims, empty.pending) == ((), False)  # nothing left to claim
+            with pytest.raises(ValueError, match="limit"):
+                await j.claim_many(fingerprint=fingerprint, limit=0)
+
+    async def test_concurrent_batch_claimers_never_exceed_the_cap(self, postgres_dsn: str) -> None:
+        """16 workers claiming up to 5 items at a time under a cap of 8: never more than 8 held,
+        every item claimed once."""
+        cap, count = 8, 90
+        async with worker(postgres_dsn, load=items(count), capacity=cap, lease_seconds=60):
+            pass
+        claimed: list[str] = []
+        in_flight = 0
+        peak = 0
+
+        async def claimer() -> None:
+            nonlocal in_flight, peak
+            async with worker(postgres_dsn, lease_seconds=60, max_connections=1, min_connections=1) as j:
+                while True:
+                    batch = await j.claim_many(fingerprint=fingerprint, limit=5)
+                    if not batch.claims:
+                        if not batch.pending and await j.unfinished() == 0:
+                            return
+                        await j.wait_for_change(0.2)
+                        continue
+                    in_flight += len(batch.claims)
+                    peak = max(peak, in_flight)
+                    claimed.extend(c.key for c in batch.claims)
+                    await anyio.sleep(0.01)  # the tasks run a while
+                    for claim in batch.claims:
+                        in_flight -= 1
+                        assert await j.finish(claim.key, state="success", credits=1)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(16):
+                    tg.start_soon(claimer)
+        assert sorted(claimed) == [item.key for item in items(count)]
+        assert 0 < peak <= cap
+        assert await held_slots(postgres_dsn) == []
+
     async def test_no_capacity_no_claim(self, postgres_dsn: str) -> None:
         async with worker(postgres_dsn, load=items(1)) as j:
             assert await j.claim(fingerprint=fingerprint) is None

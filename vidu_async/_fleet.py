@@ -104,8 +104,8 @@ ENV_NO_SEND_GUARD: Final = "VIDU_ASYNC_UNSAFE_NO_SEND_GUARD"
 
 #: Concurrent downloads of one worker.
 _DOWNLOADERS: Final = 4
-#: Concurrent claimers of one worker.
-_CLAIMERS: Final = 4
+#: The most items one claim takes (one transaction).
+_CLAIM_BATCH: Final = 32
 #: The longest wait for a change before claiming, adopting and counting again, seconds.
 _WAIT: Final = 1.0
 #: Seconds an adopter gives the task list to settle an intent.
@@ -481,40 +481,44 @@ class SharedBatch:
             self._fail(exc)
 
     async def _claim_loop(self, tg: anyio.abc.TaskGroup) -> None:
-        # On arrival, items an adopter marked undecidable are tried once more (a re-run settles
-        # them when the task list can tell again); later passes leave them, so that two running
-        # workers never hand one unresolved item back and forth.
-        await self._adopt(tg, undecidable=True)
-        self._adopt_at = anyio.current_time() + self._wait
-        # A few claimers at once: when many slots free together (a round of tasks ending), one
-        # claim after the other would leave them idle for a transaction each.
-        async with anyio.create_task_group() as claimers:
-            for _ in range(min(_CLAIMERS, self.limit)):
-                claimers.start_soon(self._claimer, tg, name="vidu_async shared batch claimer")
+        """Claim, adopt and wait until nothing is unfinished but undecidable items.
 
-    async def _claimer(self, tg: anyio.abc.TaskGroup) -> None:
-        """Claim, adopt and wait until nothing is unfinished but undecidable items."""
+        One claimer per worker: each claim takes as many items as there are free slots and local
+        places (up to :data:`_CLAIM_BATCH`) in one transaction, so a round of tasks ending at once
+        costs one claim, and a change wakes each worker once, not once per claimer.
+        """
         journal = self._need_journal()
         local = self._local
         assert local is not None
         try:
+            # On arrival, items an adopter marked undecidable are tried once more (a re-run settles
+            # them when the task list can tell again); later passes leave them, so that two running
+            # workers never hand one unresolved item back and forth.
+            await self._adopt(tg, undecidable=True)
+            self._adopt_at = anyio.current_time() + self._wait
             while True:
-                # A place of the local limit first: results not taken yet hold theirs, so a slow
+                # Places of the local limit first: results not taken yet hold theirs, so a slow
                 # consumer slows this worker's claims (the others take the work meanwhile).
-                work = _Work(index=-1, key="", endpoint="", fingerprint="")
-                await local.acquire_on_behalf_of(work)
-                claim = await journal.claim(fingerprint=_fingerprint)
-                if claim is not None:
+                works = [_Work(index=-1, key="", endpoint="", fingerprint="")]
+                await local.acquire_on_behalf_of(works[0])
+                while len(works) < _CLAIM_BATCH and local.available_tokens >= 1:
+                    works.append(_Work(index=-1, key="", endpoint="", fingerprint=""))
+                    local.acquire_on_behalf_of_nowait(works[-1])
+                claimed = await journal.claim_many(fingerprint=_fingerprint, limit=len(works))
+                for work in works[len(claimed.claims) :]:
+                    local.release_on_behalf_of(work)
+                for work, claim in zip(works, claimed.claims, strict=False):
                     self._take(work, claim)
                     tg.start_soon(self._drive, work, None, name=f"vidu_async item {claim.key}")
+                if claimed.claims:
                     continue
-                local.release_on_behalf_of(work)
                 now = anyio.current_time()
                 if now >= self._adopt_at:
                     self._adopt_at = now + self._wait
                     if await self._adopt(tg, undecidable=False):
                         continue
-                if await journal.unfinished(undecidable=False) == 0:
+                # Items left pending wait for a slot; with none left, count what is unfinished.
+                if not claimed.pending and await journal.unfinished(undecidable=False) == 0:
                     return  # every item is finished, or undecidable (reported, its slot kept)
                 await journal.wait_for_change(self._wait)
         except JournalError as exc:

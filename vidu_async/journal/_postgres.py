@@ -65,6 +65,7 @@ __all__ = [
     "BatchItem",
     "BatchSummary",
     "Claim",
+    "Claimed",
     "LeaseLostError",
     "PostgresJournal",
     "PostgresJournalStats",
@@ -300,30 +301,40 @@ WHERE input_id = $2 AND key = $3 AND (worker_id IS NULL OR worker_id = $me) AND 
 # Takes the next pending item (in input order) that no other claimer holds.
 _SQL_NEXT_PENDING: Final = """
 SELECT key, endpoint, request FROM vidu_items WHERE input_id = $1 AND state = 'pending'
-ORDER BY idx LIMIT 1 FOR UPDATE SKIP LOCKED
+ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED
 """
+
+_SQL_ANY_PENDING: Final = "SELECT EXISTS (SELECT 1 FROM vidu_items WHERE input_id = $1 AND state = 'pending')"
 
 # The organization's capacity, locked against set_capacity for the claim's transaction (claimers
 # share the lock, so they never wait for each other). Also says whether a slot above the capacity is
 # still held (a shrink in progress): then nothing is claimed until those tasks end, so the held
-# slots never outnumber the capacity.
+# slots never outnumber the capacity. Taken first: set_capacity locks the organization, then its
+# slots, so a claimer never holds a slot while it waits for the organization.
 _SQL_CAPACITY: Final = """
 SELECT o.capacity, EXISTS (SELECT 1 FROM vidu_slots s
                            WHERE s.org = o.org AND s.slot >= o.capacity AND s.input_id IS NOT NULL) AS shrinking
 FROM vidu_orgs o WHERE o.org = $1 FOR SHARE
 """
 
-# Takes a free slot below the capacity that no other claimer holds.
-_SQL_FREE_SLOT: Final = """
+# Takes free slots below the capacity that no other claimer holds.
+_SQL_FREE_SLOTS: Final = """
 SELECT slot FROM vidu_slots WHERE org = $1 AND input_id IS NULL AND slot < $2
-ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
+ORDER BY slot LIMIT $3 FOR UPDATE SKIP LOCKED
 """
 
-_SQL_CLAIM_ITEM: Final = _sql("""
-UPDATE vidu_items SET state = 'intent', worker_id = $me, fingerprint = $4, attempts = attempts + 1,
-    send_by = clock_timestamp() + make_interval(secs => $5), updated_at = clock_timestamp()
-WHERE input_id = $2 AND key = $3
-RETURNING idx, endpoint, request, request_hash, attempts, extract(epoch FROM send_by)::float8 AS send_by
+_SQL_HOLD_SLOTS: Final = """
+UPDATE vidu_slots s SET input_id = $3, key = u.key, worker_id = $4, held_since = clock_timestamp()
+FROM unnest($2::int[], $5::text[]) AS u(slot, key) WHERE s.org = $1 AND s.slot = u.slot
+"""
+
+_SQL_CLAIM_ITEMS: Final = _sql("""
+UPDATE vidu_items i SET state = 'intent', worker_id = $me, fingerprint = u.fingerprint,
+    attempts = attempts + 1, send_by = clock_timestamp() + make_interval(secs => $5),
+    updated_at = clock_timestamp()
+FROM unnest($3::text[], $4::text[]) AS u(key, fingerprint)
+WHERE i.input_id = $2 AND i.key = u.key
+RETURNING i.key, idx, endpoint, request, request_hash, attempts, extract(epoch FROM send_by)::float8 AS send_by
 """)
 
 # Items of workers whose lease lapsed: a task id is re-watched at once; an intent only once its
@@ -461,6 +472,20 @@ class Claim:
         """The request, decoded from :attr:`request_json`."""
         value: dict[str, Any] = json.loads(self.request_json)
         return value
+
+
+@attrs.frozen(kw_only=True)
+class Claimed:
+    """What one :meth:`PostgresJournal.claim_many` took.
+
+    Attributes:
+        claims: The items claimed, in input order (none when no slot was free or nothing pending).
+        pending: Whether items of the batch were still pending when it looked (``False``: there is
+            nothing left to claim; what is unfinished is held by workers).
+    """
+
+    claims: tuple[Claim, ...]
+    pending: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -1192,16 +1217,7 @@ class PostgresJournal:
     # -- claiming and sending ----------------------------------------------------------------
 
     async def claim(self, *, fingerprint: Callable[[str, dict[str, Any]], str]) -> Claim | None:
-        """Claim the next pending item and a free slot, and write its intent, in one transaction.
-
-        Both rows are taken ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never wait for each
-        other nor take the same item or slot. The intent records the fingerprint and ``send_by``
-        (the database's now + ``send_window``) and is committed when this returns: send only
-        after :meth:`guard_send`.
-
-        Args:
-            fingerprint: Called with the item's endpoint and request, inside the transaction:
-                the fingerprint its create will carry in ``payload`` ("" when it cannot carry one).
+        """Claim the next pending item and a free slot: :meth:`claim_many` for one item.
 
         Returns:
             The claim, or ``None`` when no item is pending or no slot is free (then
@@ -1210,6 +1226,33 @@ class PostgresJournal:
         Raises:
             LeaseLostError: This worker's lease lapsed (nothing was claimed).
         """
+        claimed = await self.claim_many(fingerprint=fingerprint, limit=1)
+        return claimed.claims[0] if claimed.claims else None
+
+    async def claim_many(self, *, fingerprint: Callable[[str, dict[str, Any]], str], limit: int) -> Claimed:
+        """Claim up to ``limit`` pending items, each with a free slot, and write their intents, in
+        one transaction.
+
+        Slots and items are taken ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never wait for
+        each other nor take the same item or slot; items go in input order. Each intent records its
+        fingerprint and ``send_by`` (the database's now + ``send_window``) and is committed when
+        this returns: send only after :meth:`guard_send`.
+
+        Args:
+            fingerprint: Called with each item's endpoint and request, inside the transaction:
+                the fingerprint its create will carry in ``payload`` ("" when it cannot carry one).
+            limit: The most items to claim (at least 1).
+
+        Returns:
+            The claims (none when no slot is free or no item is pending), and whether items were
+            left pending.
+
+        Raises:
+            LeaseLostError: This worker's lease lapsed (nothing was claimed).
+            ValueError: ``limit`` is below 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
         self._check_usable()
         input_id = self._need_input()
         me = self._need_worker()
@@ -1223,42 +1266,48 @@ class PostgresJournal:
                 raise LeaseLostError(
                     f"worker {me}'s lease lapsed: it claims nothing", worker_id=me, path=self._shown
                 )
-            row = await conn.fetchrow(_SQL_NEXT_PENDING, input_id)
-            if row is None:
-                return None
             org = await conn.fetchrow(_SQL_CAPACITY, self.org)
-            if org is None or org["shrinking"]:
-                return None
-            slot = await conn.fetchval(_SQL_FREE_SLOT, self.org, org["capacity"])
-            if slot is None:
-                return None
-            key = row["key"]
-            mark = _pg_text(fingerprint(row["endpoint"], json.loads(row["request"])))
-            await conn.execute(
-                "UPDATE vidu_slots SET input_id = $3, key = $4, worker_id = $5, held_since = clock_timestamp()"
-                " WHERE org = $1 AND slot = $2",
-                self.org,
-                slot,
-                input_id,
-                key,
-                me,
+            slots: list[int] = []
+            if org is not None and not org["shrinking"]:
+                slots = [
+                    row[0] for row in await conn.fetch(_SQL_FREE_SLOTS, self.org, org["capacity"], limit)
+                ]
+            if not slots:
+                return Claimed(claims=(), pending=bool(await conn.fetchval(_SQL_ANY_PENDING, input_id)))
+            rows = await conn.fetch(_SQL_NEXT_PENDING, input_id, len(slots))
+            if not rows:
+                # Free slots and nothing pending (or every pending item in another claim right now).
+                return Claimed(claims=(), pending=bool(await conn.fetchval(_SQL_ANY_PENDING, input_id)))
+            keys = [row["key"] for row in rows]
+            slots = slots[: len(keys)]
+            marks = {
+                row["key"]: _pg_text(fingerprint(row["endpoint"], json.loads(row["request"]))) for row in rows
+            }
+            await conn.execute(_SQL_HOLD_SLOTS, self.org, slots, input_id, me, keys)
+            claimed = await conn.fetch(
+                _SQL_CLAIM_ITEMS, me, input_id, keys, [marks[key] for key in keys], self.send_window
             )
-            claimed = await conn.fetchrow(_SQL_CLAIM_ITEM, me, input_id, key, mark, self.send_window)
-        assert claimed is not None
         deadline = started + self.send_window
-        self._send_deadlines[key] = deadline
-        return Claim(
-            key=key,
-            index=claimed["idx"],
-            endpoint=claimed["endpoint"],
-            request_json=claimed["request"],
-            request_hash=claimed["request_hash"],
-            fingerprint=mark,
-            attempts=claimed["attempts"],
-            slot=slot,
-            send_by=claimed["send_by"],
-            send_deadline=deadline,
-        )
+        by_key = {row["key"]: row for row in claimed}
+        claims = []
+        for key, slot in zip(keys, slots, strict=True):
+            row = by_key[key]
+            self._send_deadlines[key] = deadline
+            claims.append(
+                Claim(
+                    key=key,
+                    index=row["idx"],
+                    endpoint=row["endpoint"],
+                    request_json=row["request"],
+                    request_hash=row["request_hash"],
+                    fingerprint=marks[key],
+                    attempts=row["attempts"],
+                    slot=slot,
+                    send_by=row["send_by"],
+                    send_deadline=deadline,
+                )
+            )
+        return Claimed(claims=tuple(claims), pending=True)
 
     async def guard_send(self, key: str) -> None:
         """Allow the create of ``key`` to be sent now, or raise: call it right before the POST.
