@@ -17,6 +17,7 @@ import attrs
 import pytest
 
 import vidu_async as vidu
+from vidu_async._limits import in_flight_limit
 from vidu_async._retry import FINGERPRINT_PREFIX
 from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
 from vidu_async.exceptions import (
@@ -901,6 +902,16 @@ class TestBatch:
             assert isinstance(r.error, WaitTimeoutError)
             assert r.task is not None
             assert r.error.task_id == r.task.id
+
+    @pytest.mark.parametrize(
+        ("concurrency", "allowance", "limit"),
+        [(1, None, 3), (2, None, 4), (5, None, 10), (50, None, 60), (100, None, 110), (200, None, 220),
+         (1000, None, 1100), (200, 0, 200), (5, 40, 45)],
+    )  # fmt: skip
+    def test_queue_allowance(self, concurrency: int, allowance: int | None, limit: int) -> None:
+        """The default queue covers the tasks that end during one poll interval (a tenth of the
+        concurrency), at least 2 and, for small organizations, up to 10; a given one is kept."""
+        assert in_flight_limit(concurrency, allowance) == limit
 
     async def test_default_in_flight_from_credits(self) -> None:
         """Without ``max_in_flight`` the limit is the concurrency plus the allowance, and is respected."""

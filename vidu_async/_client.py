@@ -125,7 +125,8 @@ class ViduClient:
             ``GET /ent/v2/credits`` (the organization's concurrency plus ``queue_allowance``, so the
             service always has our next task waiting), falling back to 5 plus the allowance.
         queue_allowance: Tasks kept waiting in Vidu's queue beyond the concurrency (``None``: the
-            concurrency, at least 2 and at most 10).
+            concurrency, at least 2 and at most 10, or a tenth of it when that is more: the tasks
+            that end during one poll interval).
         requests_per_second: A fixed request-rate ceiling for every call (``None``: none until the
             service throttles, then adaptive).
         timeouts: Connect, read and per-call limits.
