@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
@@ -226,6 +227,62 @@ class TestTransportTimeouts:
         assert (transport._timeout("create").total, transport._timeout("create").sock_read) == (20.0, 5.0)
 
 
+class FixedWindowLimit:
+    """A service with a real limit: every request past ``limit`` in one whole second gets a 429."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._second = -1
+        self._accepted = 0
+
+    def __call__(self, at: float) -> bool:
+        second = math.floor(at)
+        if second != self._second:
+            self._second, self._accepted = second, 0
+        if self._accepted >= self.limit:
+            return True
+        self._accepted += 1
+        return False
+
+
+@attrs.frozen(kw_only=True)
+class Sent:
+    """One simulated request: when it went, whether it got a 429, and the bucket's rate after the answer."""
+
+    at: float
+    refused: bool
+    rate: float
+
+
+def drive(
+    bucket: TokenBucket, *, demand: float, start: float = 0.0, until: float, refuses: Callable[[float], bool]
+) -> list[Sent]:
+    """Send ``demand`` requests a second through ``bucket`` from ``start`` to ``until`` (fewer when
+    it makes them wait), each answered at once: a 429 when ``refuses(sent_at)``, else a success."""
+    sent: list[Sent] = []
+    t = start
+    while t < until:
+        at = t + bucket.reserve(t)
+        refused = refuses(at)
+        if refused:
+            bucket.throttled(at)
+        else:
+            bucket.succeeded(at)
+        sent.append(Sent(at=at, refused=refused, rate=bucket.rate))
+        t = max(at, t + 1.0 / demand)
+    return sent
+
+
+def never(at: float) -> bool:
+    """A service that never says "too fast"."""
+    return False
+
+
+def always(at: float) -> bool:
+    """A service that says "too fast" to everything."""
+    return True
+
+
 class TestTokenBucket:
     """The AIMD request-rate budget, with explicit time."""
 
@@ -328,6 +385,67 @@ class TestTokenBucket:
             bucket.reserve(0.0)
         waits = [bucket.reserve(100.0) for _ in range(4)]
         assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1])
+
+    @pytest.mark.parametrize("ceiling", [None, 200.0])
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_sporadic_429s_do_not_sink_the_rate(self, ceiling: float | None, seed: int) -> None:
+        """A rate-independent 3% of 429s (a busy service's sporadic throttling) at a demand of
+        100 requests a second: over a minute the rate stays above half the demand."""
+        rng = random.Random(seed)
+        bucket = TokenBucket(ceiling, now=0.0)
+        sent = drive(bucket, demand=100.0, until=60.0, refuses=lambda at: rng.random() < 0.03)
+        assert min(s.rate for s in sent) >= 50.0
+        assert len(sent) >= 0.9 * 100.0 * 60.0
+        assert 0.02 < sum(s.refused for s in sent) / len(sent) < 0.04  # the noise really hit
+
+    @pytest.mark.parametrize("limit", [2, 20, 100])
+    def test_a_real_limit_is_found_and_respected(self, limit: int) -> None:
+        """Demand at four times a real limit: the rate settles near the limit and 429s stay a
+        small share (up to about a fifth at a few requests a second, where evidence comes slowly)."""
+        bucket = TokenBucket(None, now=0.0)
+        sent = drive(bucket, demand=4.0 * limit, until=150.0, refuses=FixedWindowLimit(limit))
+        settled = [s for s in sent if s.at >= 30.0]
+        seconds = 120.0
+        assert 0.75 * limit <= sum(not s.refused for s in settled) / seconds <= limit
+        assert len(settled) / seconds <= 1.2 * limit
+        assert sum(s.refused for s in settled) / len(settled) < 0.2
+        assert bucket.limited
+
+    def test_a_burst_of_429s_cuts_at_once(self) -> None:
+        """After a long clean run, a handful of 429s in a row halve the rate at once."""
+        bucket = TokenBucket(100.0, now=0.0)
+        drive(bucket, demand=100.0, until=10.0, refuses=never)
+        assert bucket.rate == 100.0
+        for i in range(4):
+            bucket.throttled(10.0 + i * 0.01)
+        assert bucket.rate == 50.0
+
+    def test_a_lone_429_among_successes_is_noise(self) -> None:
+        """A 429 among dozens of successes leaves the rate alone, limited or not."""
+        for ceiling in (None, 100.0):
+            bucket = TokenBucket(ceiling, now=0.0)
+            drive(bucket, demand=100.0, until=10.0, refuses=never)
+            bucket.throttled(10.0)
+            assert bucket.rate == (math.inf if ceiling is None else 100.0)
+
+    def test_successes_after_a_cut_make_a_lone_429_noise_again(self) -> None:
+        """A 429 just after a cut is believed, but not once a dozen successes have come since."""
+        bucket = TokenBucket(100.0, now=0.0)
+        bucket.throttled(0.0)  # a new bucket's first 429 is believed
+        assert bucket.rate == 50.0
+        drive(bucket, demand=100.0, start=0.0, until=2.0, refuses=never)
+        rate = bucket.rate
+        bucket.throttled(2.0)
+        assert bucket.rate == rate
+
+    def test_endless_429s_cut_once_per_cooldown(self) -> None:
+        """When the service keeps saying "too fast" the rate falls once a cool-down, as fast as ever."""
+        bucket = TokenBucket(100.0, now=0.0)
+        drive(bucket, demand=100.0, until=10.0, refuses=never)
+        sent = drive(bucket, demand=100.0, start=10.0, until=15.0, refuses=always)
+        cuts = sorted({s.rate for s in sent} - {100.0}, reverse=True)
+        assert cuts == [100.0 / 2**n for n in range(1, len(cuts) + 1)]
+        assert len(cuts) >= 4
 
 
 # --- the poll planner ---------------------------------------------------------------------------
