@@ -110,10 +110,8 @@ class TestBatchCommand:
         live = PostgresJournal(dsn, worker_name="pod-a", auto_heartbeat=False, lease_seconds=60)
         gone = PostgresJournal(dsn, worker_name="pod-b", auto_heartbeat=False, lease_seconds=60)
         async with live, gone:
-            await live.load(self.INPUT, batch)
+            await live.load(self.INPUT, batch)  # registers each worker
             await gone.load(self.INPUT, batch)
-            await live.register()
-            await gone.register()
             await live.set_capacity(4)
             numbers = iter(range(10))
 
@@ -210,6 +208,15 @@ class TestBatchCommand:
             assert await conn.fetch("SELECT * FROM vidu_workers ORDER BY worker_id") == before
             assert await conn.fetch("SELECT * FROM vidu_items ORDER BY key") == items_before
             assert await conn.fetchval("SELECT count(*) FROM vidu_batches") == 1
+
+    async def test_a_batch_being_loaded(self, postgres_dsn: str) -> None:
+        """While its loader reads on, the batch shows the items committed so far."""
+        await self.stage(postgres_dsn)
+        async with sql(postgres_dsn) as conn:
+            await conn.execute("UPDATE vidu_batches SET items = NULL, loaded_at = NULL")
+        status, out, _ = await run_in_thread("batch", postgres_dsn, "--input-id", self.INPUT)
+        assert status == 0
+        assert ["items", "5", "so", "far,", "still", "loading"] in [line.split() for line in out.splitlines()]
 
     def test_bad_arguments(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Not a database URL, a missing job file, or no batch named: one error line, status 2."""

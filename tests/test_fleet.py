@@ -190,6 +190,42 @@ class TestSharing:
                 assert not kind_of(r.request).payload, r.key
         assert await slots_held(postgres_dsn) == len(undecidable)
 
+    async def test_a_repeated_key_and_an_unreadable_item_among_many(self, postgres_dsn: str) -> None:
+        """Two workers share 150 items, with a key repeated at item 120 and an unreadable item at 90
+        (long after the first chunk was committed and claimed): the repeat is reported once, by
+        the loader, and never loaded; the unreadable item is finished once with its error; every
+        other item once, one task each."""
+        requests: list[Any] = [(f"k{i}", item("text2video", i)) for i in range(150)]
+        requests[90] = ("k90", {"model": "viduq3", "prompt": ""})
+        repeated = requests[120] = ("k7", item("text2video", 1007))
+        per_worker: list[list[vidu.BatchResult]] = [[], []]
+        async with emulator() as emu:
+
+            async def run(i: int) -> None:
+                per_worker[i] = await work(emu, postgres_dsn, requests)
+
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as tg:
+                    for i in range(2):
+                        tg.start_soon(run, i)
+        results = [r for rs in per_worker for r in rs]
+        by_key: dict[str, list[vidu.BatchResult]] = {}
+        for r in results:
+            by_key.setdefault(r.key, []).append(r)
+        assert sorted(by_key) == sorted(f"k{i}" for i in range(150) if i != 120)
+        seven = sorted(by_key["k7"], key=lambda r: r.index)
+        assert [r.index for r in seven] == [7, 120]  # the item, then the repeat's rejection
+        assert seven[0].ok
+        assert seven[1].request == repeated[1]
+        assert "k7" in str(seven[1].error)
+        (bad,) = by_key["k90"]
+        assert isinstance(bad.error, vidu.ViduError)  # stored as text: whichever worker claims it reads why
+        assert "prompt: is required" in str(bad.error)
+        assert all(len(rs) == 1 and rs[0].ok for key, rs in by_key.items() if key not in ("k7", "k90"))
+        assert len(emu.tasks) == 148
+        assert one_per_fingerprint(emu)
+        assert await slots_held(postgres_dsn) == 0
+
     async def test_a_finished_batch_run_again_yields_every_stored_result(
         self, postgres_dsn: str, tmp_path: Path
     ) -> None:
@@ -315,15 +351,13 @@ class TestAdoption:
         its slot kept, never sent."""
         requests: Jobs = [("sound", item("text2audio", 0)), ("video", item("text2video", 0))]
         async with emulator() as emu:
-            with anyio.fail_after(30):
-                async with client(emu) as c:
-                    batch = c.generate_many(requests, journal=postgres_dsn, input_id=INPUT, max_in_flight=CAP)
-                    async with batch:
-                        pass  # loaded, then left before anything was claimed
-            assert batch.read == 2
-            assert not batch.unfinished
+            async with client(emu) as c:
+                batch = c.generate_many(requests, journal=postgres_dsn, input_id=INPUT, max_in_flight=CAP)
             async with PostgresJournal(postgres_dsn, send_window=1.0, send_margin=0.2) as dead:
-                await dead.open_input(INPUT)
+                # The dead worker loaded the batch as a worker does (its items as the batch stores them).
+                assert await dead.load(INPUT, batch._load_items()) == 2
+                assert batch.read == 2
+                await dead.set_capacity(CAP)
                 sound = await dead.claim(fingerprint=_fleet._fingerprint)
                 video = await dead.claim(fingerprint=_fleet._fingerprint)
                 assert sound is not None
@@ -447,8 +481,7 @@ class TestSendGuard:
     async def test_the_guard_refuses_after_send_by(self, postgres_dsn: str) -> None:
         """A claim whose send_by passed is refused by the guard: the worker gives it back."""
         async with PostgresJournal(postgres_dsn, send_window=1.0, send_margin=0.2) as journal:
-            await journal.load(INPUT, [("k", 0, "reference2video", "{}", "h")])
-            await journal.register()
+            await journal.load(INPUT, [("k", 0, "reference2video", "{}", "h")])  # registers the worker
             await journal.set_capacity(1)
             claim = await journal.claim(fingerprint=lambda endpoint, body: "vidu-async:fp")
             assert claim is not None

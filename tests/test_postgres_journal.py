@@ -75,8 +75,7 @@ async def worker(
 ) -> AsyncIterator[PostgresJournal]:
     """An open, registered journal on the batch ``INPUT`` (loaded with ``load``)."""
     async with journal(dsn, **options) as j:
-        await j.load(INPUT, load)
-        await j.register()
+        await j.load(INPUT, load)  # registers the worker
         if capacity is not None:
             await j.set_capacity(capacity)
         yield j
@@ -154,15 +153,15 @@ class TestLoad:
             assert await j.load(INPUT, items(3)) == 3
         async with journal(postgres_dsn) as j:
             assert await j.load(INPUT, never()) == 0
-            await j.register()
             entries = await j.entries()
             assert entries == {}  # pending items are not entries
             pending = await j.get("k0001")
             assert pending is not None
             assert (pending.state, pending.index, pending.request_hash) == (STATE_PENDING, 1, "hash-1")
 
-    async def test_a_failed_load_inserts_nothing(self, postgres_dsn: str) -> None:
-        """A loader that dies mid-way leaves no item behind, and the next loader loads them all."""
+    async def test_a_failed_load_is_finished_by_the_next_loader(self, postgres_dsn: str) -> None:
+        """A loader whose input fails mid-way keeps what it committed and gives the load up; the
+        next loader reads the input from the start and adds only what is missing."""
 
         def broken() -> Any:
             yield from items(10)
@@ -171,8 +170,88 @@ class TestLoad:
         async with journal(postgres_dsn) as j:
             with pytest.raises(RuntimeError):
                 await j.load(INPUT, broken(), chunk=4)
+            assert not await j.loaded()
+        async with sql(postgres_dsn) as conn:
+            committed = await conn.fetchval("SELECT count(*) FROM vidu_items")
+            assert committed == 8  # two chunks of 4; the last 2 items were read, never committed
+            assert await conn.fetchval("SELECT loader FROM vidu_batches") is None  # given up
         async with journal(postgres_dsn) as j:
-            assert await j.load(INPUT, items(12)) == 12
+            assert await j.load(INPUT, items(12)) == 12 - committed
+            assert await j.loaded()
+        async with sql(postgres_dsn) as conn:
+            assert await conn.fetchval("SELECT count(DISTINCT key) FROM vidu_items") == 12
+            assert await conn.fetchval("SELECT items FROM vidu_batches WHERE input_id = $1", INPUT) == 12
+
+    async def test_workers_claim_while_the_loader_reads_on(self, postgres_dsn: str) -> None:
+        """The first chunk is committed before the loader has read the rest: another worker claims
+        its first item meanwhile, and does not take the load while the loader is live."""
+        first_chunk_read = anyio.Event()
+        go_on = anyio.Event()
+
+        async def slow_input() -> AsyncIterator[BatchItem]:
+            batch = items(200)
+            for item in batch[: _postgres._FIRST_CHUNK]:
+                yield item
+            first_chunk_read.set()
+            await go_on.wait()  # the rest of the input is slow to read
+            for item in batch[_postgres._FIRST_CHUNK :]:
+                yield item
+
+        async with (
+            journal(postgres_dsn, lease_seconds=60) as loader,
+            journal(postgres_dsn, lease_seconds=60) as other,
+        ):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(loader.load, INPUT, slow_input())
+                await first_chunk_read.wait()
+                await other.open_input(INPUT)
+                await other.set_capacity(2)
+                claim = None
+                with anyio.fail_after(10):
+                    while claim is None:  # the chunk is committed just after its last item is read
+                        claim = await other.claim(fingerprint=fingerprint)
+                        if claim is None:
+                            await other.wait_for_change(0.1)
+                assert claim.key == "k0000"
+                assert not await other.loaded()
+                assert await other.load(INPUT, items(200)) == 0  # the loader is live: not taken
+                go_on.set()
+            assert await other.loaded()
+            assert await other.unfinished() == 200
+
+    async def test_a_lapsed_loader_is_taken_over_and_adds_nothing_after(self, postgres_dsn: str) -> None:
+        """A loader frozen past its lease: another worker takes the load over and finishes it; the
+        stale loader, when it wakes, commits nothing more and does not mark the batch loaded."""
+        first_chunk_read = anyio.Event()
+        go_on = anyio.Event()
+
+        async def frozen_input() -> AsyncIterator[BatchItem]:
+            batch = items(100)
+            for item in batch[: _postgres._FIRST_CHUNK + 1]:
+                yield item
+            first_chunk_read.set()
+            await go_on.wait()
+            for item in batch[_postgres._FIRST_CHUNK + 1 :]:
+                yield item
+
+        async with journal(postgres_dsn) as stale, journal(postgres_dsn) as taker:
+            inserted: list[int] = []
+
+            async def load() -> None:
+                inserted.append(await stale.load(INPUT, frozen_input()))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(load)
+                await first_chunk_read.wait()
+                await expire(postgres_dsn, stale.worker_id)
+                assert await taker.load(INPUT, items(100)) == 100 - _postgres._FIRST_CHUNK
+                assert await taker.loaded()
+                go_on.set()
+            assert inserted == [_postgres._FIRST_CHUNK]  # its first chunk only
+        async with sql(postgres_dsn) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM vidu_items") == 100
+            row_ = await conn.fetchrow("SELECT items, loader FROM vidu_batches WHERE input_id = $1", INPUT)
+            assert (row_["items"], row_["loader"]) == (100, taker.worker_id)
 
     async def test_one_journal_one_batch(self, postgres_dsn: str) -> None:
         async with journal(postgres_dsn) as j:
@@ -783,7 +862,6 @@ class TestSummary:
             worker(postgres_dsn, load=items(5), capacity=3, worker_name="pod-a") as j,
         ):
             await other.load("another batch", items(1))
-            await other.register()
             first = await j.claim(fingerprint=fingerprint)
             second = await j.claim(fingerprint=fingerprint)
             assert first is not None
@@ -976,7 +1054,8 @@ class TestSchema:
         async with sql(postgres_dsn) as conn:
             await conn.execute("UPDATE vidu_schema_version SET version = 99, written_by = 'vidu-async 9.0'")
         with pytest.raises(
-            JournalError, match=r"newer vidu-async \(vidu-async 9.0\), schema 99.*reads schema 1"
+            JournalError,
+            match=rf"newer vidu-async \(vidu-async 9.0\), schema 99.*reads schema {SCHEMA_VERSION}",
         ):
             async with journal(postgres_dsn):
                 pass
@@ -994,11 +1073,34 @@ class TestSchema:
         finally:
             for conn in connections:
                 await conn.close()
-        assert sorted(found) == [1, 2, 2, 2]
+        now = SCHEMA_VERSION
+        assert sorted(found) == [now, now + 1, now + 1, now + 1]
         async with sql(postgres_dsn) as conn:
-            assert await conn.fetchval("SELECT version FROM vidu_schema_version") == 2
+            assert await conn.fetchval("SELECT version FROM vidu_schema_version") == now + 1
             assert await conn.fetchval("SELECT count(*) FROM vidu_items WHERE note = ''") == 2
             assert await conn.fetchval("SELECT state FROM vidu_items WHERE key = 'k0000'") == STATE_INTENT
+
+    async def test_a_schema_1_database_is_migrated_and_its_batch_goes_on(self, postgres_dsn: str) -> None:
+        """A database written by schema 1 (a batch loaded whole, an item claimed) is brought to the
+        current schema when a journal opens it; the batch stays loaded and its work goes on."""
+        async with sql(postgres_dsn) as conn:
+            assert await migrate(conn, migrations=_postgres._MIGRATIONS[:1]) == 0
+            await conn.execute(
+                "INSERT INTO vidu_batches (input_id, items, loaded_at) VALUES ($1, 2, now())", INPUT
+            )
+            await conn.execute(
+                "INSERT INTO vidu_items (input_id, key, idx, request, request_hash, state)"
+                " VALUES ($1, 'k0000', 0, '{}', 'h0', 'pending'), ($1, 'k0001', 1, '{}', 'h1', 'pending')",
+                INPUT,
+            )
+        async with worker(postgres_dsn, capacity=1) as j:
+            assert await j.schema_version() == SCHEMA_VERSION
+            assert await j.loaded()
+            assert await j.load(INPUT, items(5)) == 0  # loaded under schema 1: nothing added
+            claim = await j.claim(fingerprint=fingerprint)
+            assert claim is not None
+            assert claim.key == "k0000"
+            assert await j.unfinished() == 2
 
     async def test_a_failed_step_changes_nothing(self, postgres_dsn: str) -> None:
         async with journal(postgres_dsn):
@@ -1010,7 +1112,7 @@ class TestSchema:
         async with sql(postgres_dsn) as conn:
             with pytest.raises(asyncpg.UndefinedFunctionError):
                 await migrate(conn, migrations=steps)
-            assert await conn.fetchval("SELECT version FROM vidu_schema_version") == 1
+            assert await conn.fetchval("SELECT version FROM vidu_schema_version") == SCHEMA_VERSION
             assert not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'vidu_items' AND column_name = 'note')"
             )

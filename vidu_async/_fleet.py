@@ -4,12 +4,13 @@ A :class:`SharedBatch` has the face of :class:`~vidu_async._batch.Batch` (an asy
 and an async iterator of :class:`BatchResult`) but its in-flight limit is the organization's slots
 in the database, shared by every worker of every machine, and its work comes from claims:
 
-1. Enter: open the batch (``open_input``, which registers the worker and its lease), load the
-   input once (the first worker inserts every item under the loader's advisory lock, reading the
-   input lazily, a chunk at a time; the others read nothing), and set the organization's capacity
-   (``max_in_flight``, or its concurrency plus the allowance). A batch already finished when the
-   worker arrives is replayed: every stored result is yielded (files checked and fetched again
-   with ``download_to``) and no task is created.
+1. Enter: open the batch (``open_input``, which registers the worker and its lease) and set the
+   organization's capacity (``max_in_flight``, or its concurrency plus the allowance). A batch
+   already finished when the worker arrives is replayed: every stored result is yielded (files
+   checked and fetched again with ``download_to``) and no task is created. Otherwise the input is
+   loaded once, beside the claims: one worker reads it lazily and commits it a chunk at a time,
+   so every worker claims the first items while it reads on; the others read nothing, unless the
+   loader stops before the end (then one of them takes the load over).
 2. Loop: ``claim()`` an item and a slot in one transaction (the intent and its ``send_by`` are
    durable when it returns) → ``guard_send()`` right before the POST → ``Submitter.submit`` with
    the claim's fingerprint and a deadline no later than the intent's send deadline and the
@@ -251,7 +252,7 @@ class SharedBatch:
         self._failure: JournalError | None = None
         self._raised = False
         self._charged = 0
-        self._rejected: list[BatchResult] = []
+        self._loaded = anyio.Event()
         self._adopt_at = math.inf
         #: The journal (once entered).
         self.journal: PostgresJournal | None = None
@@ -279,11 +280,8 @@ class SharedBatch:
             journal = await self._open_journal()
             await journal.open_input(self._input_id)
             self.limit = self._max_in_flight or await self._size()
-            inserted = await journal.load(self._input_id, self._load_items())
-            if inserted:
-                logger.info("batch %s: loaded %d items", self._input_id[:16], inserted)
             await journal.set_capacity(self.limit)
-            self._replay = await journal.unfinished() == 0
+            self._replay = await journal.loaded() and await journal.unfinished() == 0
         except BaseException:
             await self._stack.aclose()
             raise
@@ -402,7 +400,8 @@ class SharedBatch:
                     # A second item with an earlier item's key has no row of its own: the loader
                     # reports it (it is never in the database, so a re-run does not list it).
                     logger.error("batch item %d not loaded: %s", index - 1, invalid)
-                    self._rejected.append(
+                    assert self._send is not None
+                    await self._send.send(
                         BatchResult(index=index - 1, key=read.key, request=read.request, error=invalid)
                     )
                     continue
@@ -426,13 +425,12 @@ class SharedBatch:
         assert self._send is not None
         try:
             with self._work:
-                for rejected in self._rejected:
-                    await self._send.send(rejected)
                 if self._replay:
                     await self._replay_finished()
                 else:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._keep_lease, name="vidu_async shared batch lease")
+                        tg.start_soon(self._keep_loaded, name="vidu_async shared batch load")
                         try:
                             await self._claim_loop(tg)
                         except JournalError as exc:
@@ -480,6 +478,23 @@ class SharedBatch:
         except JournalError as exc:
             self._fail(exc)
 
+    async def _keep_loaded(self) -> None:
+        """Load the batch, or, while another worker loads it, look again every so often and take
+        the load over if that worker stops (its input is read only by the worker that loads)."""
+        journal = self._need_journal()
+        try:
+            while not await journal.loaded():
+                inserted = await journal.load(self._input_id, self._load_items())
+                if inserted:
+                    logger.info("batch %s: loaded %d items", self._input_id[:16], inserted)
+                elif not await journal.loaded():
+                    await anyio.sleep(self._wait)
+            self._loaded.set()
+        except JournalError as exc:
+            self._fail(exc)
+        except (OSError, ValueError, ViduError) as exc:
+            self._fail(JournalError(f"the batch's input could not be read: {exc}"))
+
     async def _claim_loop(self, tg: anyio.abc.TaskGroup) -> None:
         """Claim, adopt and wait until nothing is unfinished but undecidable items.
 
@@ -517,8 +532,13 @@ class SharedBatch:
                     self._adopt_at = now + self._wait
                     if await self._adopt(tg, undecidable=False):
                         continue
-                # Items left pending wait for a slot; with none left, count what is unfinished.
-                if not claimed.pending and await journal.unfinished(undecidable=False) == 0:
+                # Items left pending wait for a slot; with none left and the batch whole, count what
+                # is unfinished.
+                if (
+                    not claimed.pending
+                    and self._loaded.is_set()
+                    and await journal.unfinished(undecidable=False) == 0
+                ):
                     return  # every item is finished, or undecidable (reported, its slot kept)
                 await journal.wait_for_change(self._wait)
         except JournalError as exc:

@@ -380,6 +380,14 @@ async def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_TRANSPORT if outcome.service_unreachable else EXIT_FAILED
 
 
+def _loaded_text(summary: BatchSummary) -> str:
+    """How much of the batch is in the database: its item count, or how far its loader got."""
+    if summary.loaded is not None:
+        return str(summary.loaded)
+    so_far = sum(summary.states.values())
+    return f"{so_far} so far, still loading" if so_far else "not loaded yet"
+
+
 def _print_batch(
     summary: BatchSummary,
     finished: dict[int, tuple[str, int]],
@@ -399,7 +407,7 @@ def _print_batch(
     rows: list[tuple[str, str]] = [
         ("batch", summary.input_id),
         ("database", where),
-        ("items", "not loaded yet" if summary.loaded is None else str(summary.loaded)),
+        ("items", _loaded_text(summary)),
         ("unfinished", str(summary.unfinished)),
     ]
     rows += [(f"  {state}", str(count)) for state, count in summary.states.items()]

@@ -4,8 +4,10 @@ A SQLite journal belongs to one process. This store lets any number of processes
 machines share one batch and one organization's concurrency, without ever sending a create twice:
 
 - **Load once.** A batch is named by its ``input_id`` (the sha256 of its input), not by a path.
-  :meth:`PostgresJournal.load` inserts its items under a transaction-scoped advisory lock, so one
-  loader inserts and every later or concurrent one inserts nothing.
+  One worker at a time loads it (:meth:`PostgresJournal.load`), committing a chunk at a time so
+  that the others claim the first items while it reads on; every later or concurrent loader inserts
+  nothing and reads nothing, unless the loader's lease lapsed or it gave up: then one of them
+  takes the load over and adds what is missing.
 - **Leases.** :meth:`~PostgresJournal.register` gives the worker an id that is never reused and a
   lease on the database's clock; :meth:`~PostgresJournal.heartbeat` renews it only while it is
   live. Every write a worker makes is fenced by its id and its live lease: a stale worker's write
@@ -32,6 +34,7 @@ repr, a log line or an error.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -91,6 +94,11 @@ CHANNEL: Final = "vidu_journal"
 _MIGRATION_LOCK: Final = 0x5649_4455_4A52_4E4C
 
 _EMPTY_ARRAY: Final = "[]"
+
+# A load commits its first chunk after this many items (then four times as many each time, up to
+# its chunk size), and at least every this many seconds: the workers claim while it reads on.
+_FIRST_CHUNK: Final = 64
+_CHUNK_SECONDS: Final = 0.25
 
 # -- the schema -------------------------------------------------------------------------------------
 
@@ -194,12 +202,17 @@ _SCHEMA_1: Final = (
 #: Migration ``n`` (0-based) takes a database from schema ``n`` to ``n + 1``; schema 0 is a database
 #: without the tables. Each runs in the transaction that records its version, under an advisory
 #: lock, so concurrent workers migrate once and a failed step leaves the previous version whole.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_1,)
+# Loading in chunks, each committed as it is read: the worker loading the batch (its lease says
+# whether it still is; a lapsed or stopped loader's batch is taken over and finished by another).
+_SCHEMA_2: Final = ("ALTER TABLE vidu_batches ADD COLUMN loader bigint REFERENCES vidu_workers",)
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_1, _SCHEMA_2)
 
 #: The layout this version writes. A database with a higher number was written by a newer
 #: vidu-async and is refused rather than misread.
 #:
 #: 1. vidu-async 0.2: batches, workers, items, organizations, slots, orphan answers.
+#: 2. ``vidu_batches.loader``: a batch is loaded a chunk at a time, and claimed while it loads.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 _ITEM_COLUMNS: Final = (
@@ -299,6 +312,30 @@ WHERE input_id = $2 AND key = $3 AND (worker_id IS NULL OR worker_id = $me) AND 
 """)
 
 # Takes the next pending item (in input order) that no other claimer holds.
+# The loader's part: taken when the batch is not loaded and nobody live has it (never held, given
+# up, or its holder's lease lapsed), by a live worker.
+_SQL_TAKE_LOADING: Final = _sql(f"""
+UPDATE vidu_batches b SET loader = $me
+WHERE b.input_id = $2 AND b.items IS NULL AND {_LIVE}
+  AND (b.loader IS NULL OR b.loader = $me OR NOT EXISTS (
+      SELECT 1 FROM vidu_workers o WHERE o.worker_id = b.loader AND o.lease_until > clock_timestamp()))
+RETURNING true
+""")
+
+# Whether this worker still loads the batch, its lease live (the fence of every chunk).
+_SQL_STILL_LOADING: Final = _sql(f"""
+SELECT EXISTS (SELECT 1 FROM vidu_batches
+               WHERE input_id = $2 AND loader = $me AND items IS NULL FOR SHARE) AND {_LIVE}
+""")
+
+# The load is whole: the batch's item count, written by its loader only.
+_SQL_LOADED: Final = _sql(f"""
+UPDATE vidu_batches SET items = (SELECT count(*) FROM vidu_items WHERE input_id = $2),
+    loaded_at = clock_timestamp()
+WHERE input_id = $2 AND loader = $me AND items IS NULL AND {_LIVE}
+RETURNING items
+""")
+
 _SQL_NEXT_PENDING: Final = """
 SELECT key, endpoint, request FROM vidu_items WHERE input_id = $1 AND state = 'pending'
 ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -785,10 +822,8 @@ class PostgresJournal:
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.org = org
         self.lease_seconds = float(lease_seconds)
-        # How long the server lets one of our sessions sit idle inside a transaction (see __aenter__),
-        # and inside a load's, which reads the input between its inserts.
+        # How long the server lets one of our sessions sit idle inside a transaction (see __aenter__).
         self._idle_timeout_ms = max(10_000, math.ceil(self.lease_seconds * 1000))
-        self._load_idle_timeout_ms = max(300_000, 10 * self._idle_timeout_ms)
         self.heartbeat_every = float(heartbeat_every) if heartbeat_every else self.lease_seconds / 3
         self.auto_heartbeat = auto_heartbeat
         self.send_window = float(send_window)
@@ -866,7 +901,7 @@ class PostgresJournal:
                 max_size=self._pool_sizes[1],
                 timeout=self._connect_timeout,
                 # A worker frozen inside a transaction (SIGSTOP, a stalled host) would hold its locks
-                # (the org row of a claim, a load's advisory lock) for ever and stop every newcomer:
+                # (the org row of a claim, say) for ever and stop every newcomer:
                 # the server ends such a session after a lease's length, the time after which the
                 # worker counts as gone anyway.
                 server_settings={"idle_in_transaction_session_timeout": str(self._idle_timeout_ms)},
@@ -1031,41 +1066,45 @@ class PostgresJournal:
         *,
         chunk: int = 5000,
     ) -> int:
-        """Load the batch's items once; returns how many this call inserted.
+        """Load the batch's items unless it is loaded or another live worker is loading it; returns
+        how many this call inserted.
 
-        The first loader inserts every item (state ``pending``) in one transaction, holding a
-        transaction-scoped advisory lock on the batch; a concurrent loader waits for it, then
-        finds the batch loaded and inserts nothing (``items`` is then not even read). A loader
-        that dies mid-way inserts nothing at all.
+        The loader is one worker at a time: this one takes the part (registering first when it has
+        not) when nobody has it, or when its holder's lease lapsed or it gave the part up. It then
+        reads ``items`` and commits them (state ``pending``) a chunk at a time, so that the workers
+        claim the first items while it reads on (the first chunks are small, and one is committed
+        at least every quarter of a second, whatever the chunk size). Each commit is fenced by the
+        part and the lease, and inserts only keys the batch does not have: a loader that takes over
+        from one that died reads the input from the start and adds only what is missing, and a
+        stale loader adds nothing. When it has read everything it marks the batch loaded (its item
+        count). Otherwise (the batch is loaded, or being loaded) it returns 0 and ``items`` is not
+        even read: :meth:`loaded` says whether the batch is whole.
 
         Args:
             input_id: The batch: the sha256 of its input.
             items: ``(key, index, endpoint, request_json, request_hash)`` per item, a sync or an
-                async iterable (read lazily, ``chunk`` items at a time, only by the loader).
-            chunk: Items per ``INSERT``.
+                async iterable (read lazily, only by the loader).
+            chunk: The most items per commit.
 
         Raises:
-            JournalError: The journal serves another batch, or the database failed.
+            JournalError: The journal serves another batch, or the database failed. A loader that
+                fails (its input, say) gives the part up first, so that another worker may finish
+                the load.
         """
         self._check_usable()
         self._set_input(input_id)
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended('vidu-load:' || $1, 0))", input_id
-            )
-            loaded = await conn.fetchval("SELECT items FROM vidu_batches WHERE input_id = $1", input_id)
-            if loaded is not None:
-                return 0
-            # The input is read between the inserts (local media encoded...): more time than a
-            # lease may pass with the session idle in this transaction.
-            await conn.execute(
-                f"SET LOCAL idle_in_transaction_session_timeout = {self._load_idle_timeout_ms}"
-            )
-            await conn.execute(
-                "INSERT INTO vidu_batches (input_id) VALUES ($1) ON CONFLICT DO NOTHING", input_id
-            )
-            inserted = 0
+        if self._worker_id is None:
+            await self.open_input(input_id)
+        me = self._need_worker()
+        async with self._connection() as conn:
+            taken = await conn.fetchval(_SQL_TAKE_LOADING, me, input_id)
+        if not taken:
+            return 0
+        inserted = 0
+        try:
             pending: list[tuple[str, int, str, str, str]] = []
+            size = min(chunk, _FIRST_CHUNK)
+            since = anyio.current_time()
             async for item in _aiter(items):
                 key, position, endpoint, request_json, request_hash = item
                 pending.append(
@@ -1077,18 +1116,55 @@ class PostgresJournal:
                         _pg_text(request_hash),
                     )
                 )
-                if len(pending) >= chunk:
-                    inserted += await _insert_items(conn, input_id, pending)
+                if len(pending) >= size or anyio.current_time() - since >= _CHUNK_SECONDS:
+                    added = await self._insert_chunk(input_id, pending)
+                    if added is None:
+                        return inserted
+                    inserted += added
                     pending = []
+                    size = min(chunk, size * 4)
+                    since = anyio.current_time()
             if pending:
-                inserted += await _insert_items(conn, input_id, pending)
-            await conn.execute(
-                "UPDATE vidu_batches SET items = $2, loaded_at = clock_timestamp() WHERE input_id = $1",
-                input_id,
-                inserted,
-            )
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.org)
+                added = await self._insert_chunk(input_id, pending)
+                if added is None:
+                    return inserted
+                inserted += added
+            async with self._connection() as conn, conn.transaction():
+                done = await conn.fetchval(_SQL_LOADED, me, input_id)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.org)
+            if done is None:
+                logger.warning("%s: worker %d lost the load of batch %s", self._shown, me, input_id[:16])
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                async with self._connection() as conn:
+                    await conn.execute(
+                        "UPDATE vidu_batches SET loader = NULL WHERE input_id = $2 AND loader = $1 AND items IS NULL",
+                        me,
+                        input_id,
+                    )
+            raise
         return inserted
+
+    async def _insert_chunk(self, input_id: str, pending: list[tuple[str, int, str, str, str]]) -> int | None:
+        """Commit one chunk of a load (keys the batch has are skipped); ``None`` when this worker is
+        not the batch's loader any more (its lease lapsed, another took over): nothing was written."""
+        async with self._connection() as conn, conn.transaction():
+            if not await conn.fetchval(_SQL_STILL_LOADING, self._need_worker(), input_id):
+                logger.warning(
+                    "%s: worker %d is no longer loading batch %s", self._shown, self._worker_id, input_id[:16]
+                )
+                return None
+            added = await _insert_items(conn, input_id, pending)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.org)
+        return added
+
+    async def loaded(self) -> bool:
+        """Whether the batch's every item is in the database (a loader read its whole input)."""
+        self._check_usable()
+        input_id = self._need_input()
+        async with self._connection() as conn:
+            count = await conn.fetchval("SELECT items FROM vidu_batches WHERE input_id = $1", input_id)
+        return count is not None
 
     # -- workers and leases ------------------------------------------------------------------
 
