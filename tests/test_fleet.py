@@ -77,6 +77,22 @@ async def work(
             return [result async for result in batch]
 
 
+async def fleet(
+    emu: Emulator, dsn: str, requests: Sequence[Any], workers: int
+) -> list[list[vidu.BatchResult]]:
+    """``workers`` workers at once on one batch: what each yielded."""
+    per_worker: list[list[vidu.BatchResult]] = [[] for _ in range(workers)]
+
+    async def run(i: int) -> None:
+        per_worker[i] = await work(emu, dsn, list(requests))
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            for i in range(workers):
+                tg.start_soon(run, i)
+    return per_worker
+
+
 @contextlib.asynccontextmanager
 async def sql(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
     conn = await asyncpg.connect(dsn)
@@ -123,17 +139,9 @@ class TestSharing:
         the emulator's peak in-flight at most 8, every slot free at the end."""
         requests = jobs(8)
         assert len(requests) == 112
-        per_worker: list[list[vidu.BatchResult]] = [[], [], []]
         async with emulator() as emu:
             started = anyio.current_time()
-
-            async def run(i: int) -> None:
-                per_worker[i] = await work(emu, postgres_dsn, requests)
-
-            with anyio.fail_after(120):
-                async with anyio.create_task_group() as tg:
-                    for i in range(3):
-                        tg.start_soon(run, i)
+            per_worker = await fleet(emu, postgres_dsn, requests, 3)
             elapsed = anyio.current_time() - started
         results = [r for rs in per_worker for r in rs]
         once_each(results, requests)
@@ -162,16 +170,8 @@ class TestSharing:
             seed=7,
         )
         requests = jobs(6)
-        per_worker: list[list[vidu.BatchResult]] = [[], [], []]
         async with emulator(faults=faults) as emu:
-
-            async def run(i: int) -> None:
-                per_worker[i] = await work(emu, postgres_dsn, requests)
-
-            with anyio.fail_after(120):
-                async with anyio.create_task_group() as tg:
-                    for i in range(3):
-                        tg.start_soon(run, i)
+            per_worker = await fleet(emu, postgres_dsn, requests, 3)
         results = [r for rs in per_worker for r in rs]
         once_each(results, requests)
         assert emu.stats.faults["commit_then_drop"] > 0
@@ -198,16 +198,8 @@ class TestSharing:
         requests: list[Any] = [(f"k{i}", item("text2video", i)) for i in range(150)]
         requests[90] = ("k90", {"model": "viduq3", "prompt": ""})
         repeated = requests[120] = ("k7", item("text2video", 1007))
-        per_worker: list[list[vidu.BatchResult]] = [[], []]
         async with emulator() as emu:
-
-            async def run(i: int) -> None:
-                per_worker[i] = await work(emu, postgres_dsn, requests)
-
-            with anyio.fail_after(120):
-                async with anyio.create_task_group() as tg:
-                    for i in range(2):
-                        tg.start_soon(run, i)
+            per_worker = await fleet(emu, postgres_dsn, requests, 2)
         results = [r for rs in per_worker for r in rs]
         by_key: dict[str, list[vidu.BatchResult]] = {}
         for r in results:
