@@ -30,7 +30,12 @@ import vidu_async as vidu
 from vidu_async import _fleet
 from vidu_async._kinds import KINDS, kind_of
 from vidu_async.emulator import Emulator, EmulatorConfig, FaultConfig
-from vidu_async.exceptions import JournalError, SubmitOutcomeUnknownError, TaskFailedError
+from vidu_async.exceptions import (
+    AuthenticationError,
+    JournalError,
+    SubmitOutcomeUnknownError,
+    TaskFailedError,
+)
 from vidu_async.journal import LeaseLostError, PostgresJournal, SendRefusedError
 
 pytestmark = pytest.mark.anyio
@@ -254,6 +259,57 @@ async def answered_by(dsn: str, worker_id: int | None) -> int:
             sorted(PAYLOADLESS),
         )
     return held
+
+
+class TestRerun:
+    """A re-run of a shared batch does what a re-run of a SQLite batch does."""
+
+    async def test_items_refused_before_a_task_existed_are_sent_again(self, postgres_dsn: str) -> None:
+        """A first run with a key the service refuses ends every item with 401 and no task; a
+        re-run with the right key sends each once and lists the rest; a third run creates nothing.
+        Each refusal reads back with its reason, not as an anonymous stored error."""
+        requests = jobs(1)
+        async with emulator() as emu:
+            async with vidu.ViduClient(
+                "not-the-key", base_url=emu.base_url, retry=FAST_RETRY, poll=FAST_POLL
+            ) as bad:
+                batch = bad.generate_many(requests, journal=postgres_dsn, input_id=INPUT, max_in_flight=CAP)
+                async with batch:
+                    refused = [result async for result in batch]
+            once_each(refused, requests)
+            assert all(isinstance(r.error, AuthenticationError) for r in refused)
+            assert not emu.tasks
+            with anyio.fail_after(60):
+                second = await work(emu, postgres_dsn, requests)
+            once_each(second, requests)
+            assert all(r.ok for r in second), [(r.key, r.error) for r in second if not r.ok]
+            assert max(tasks_per_key(emu, requests).values()) == 1
+            assert len(emu.tasks) == len(requests)
+            with anyio.fail_after(60):
+                third = await work(emu, postgres_dsn, requests)
+            assert len(emu.tasks) == len(requests)
+        once_each(third, requests)
+        assert all(r.ok and r.resumed for r in third)
+        assert await slots_held(postgres_dsn) == 0
+
+    async def test_a_stored_refusal_keeps_its_reason(self, postgres_dsn: str) -> None:
+        """An item whose create was refused (no task) is stored with the refusal's reason, which
+        a listing of the batch's results shows (not a private class name)."""
+        requests: Jobs = [("only", item("text2video", 0))]
+        async with (
+            emulator() as emu,
+            vidu.ViduClient("not-the-key", base_url=emu.base_url, retry=FAST_RETRY, poll=FAST_POLL) as bad,
+        ):
+            batch = bad.generate_many(requests, journal=postgres_dsn, input_id=INPUT, max_in_flight=CAP)
+            async with batch:
+                (first,) = [result async for result in batch]
+        async with PostgresJournal(postgres_dsn) as journal:
+            await journal.open_input(INPUT)
+            stored = await journal.get("only")
+        assert stored is not None
+        assert stored.err_code == "Unauthorized"
+        assert first.error is not None
+        assert getattr(first.error, "reason", "") == "Unauthorized"
 
 
 class TestAdoption:

@@ -821,6 +821,39 @@ class TestAdoption:
             assert (await row(postgres_dsn, claim.key))["worker_id"] == dead.worker_id
 
 
+class TestReopen:
+    """A re-run tries again what ended without a task, and nothing else."""
+
+    async def test_only_refusals_without_a_task_are_reopened(self, postgres_dsn: str) -> None:
+        async with worker(postgres_dsn, load=items(4), capacity=4) as j:
+            claims = [await j.claim(fingerprint=fingerprint) for _ in range(4)]
+            assert all(c is not None for c in claims)
+            assert await j.finish(
+                "k0000", state="error", error="HTTP 401 Unauthorized", err_code="Unauthorized"
+            )
+            assert await j.submitted("k0001", "task-1")
+            assert await j.finish("k0001", state="error", error="timed out", err_code="WaitTimeoutError")
+            assert await j.finish("k0002", state="success", task=TASK)
+            assert await j.reopen_refused() == 1
+            assert await j.reopen_refused() == 0
+            reopened = await row(postgres_dsn, "k0000")
+            assert (reopened["state"], reopened["finished"], reopened["worker_id"], reopened["error"]) == (
+                STATE_PENDING,
+                False,
+                None,
+                None,
+            )
+            assert reopened["attempts"] == 1  # the count goes on
+            assert (await row(postgres_dsn, "k0001"))["state"] == "error"  # it has a task: kept
+            assert (await row(postgres_dsn, "k0002"))["state"] == "success"
+            again = await j.claim(fingerprint=fingerprint)
+            assert again is not None
+            assert (again.key, again.attempts) == ("k0000", 2)
+            await expire(postgres_dsn, j.worker_id)
+            with pytest.raises(LeaseLostError):
+                await j.reopen_refused()
+
+
 class TestSummary:
     async def test_counts(self, postgres_dsn: str) -> None:
         """Per-state counts, this batch's workers with their items, slots; nothing stuck."""

@@ -94,7 +94,15 @@ from .exceptions import (
     ViduError,
     WaitTimeoutError,
 )
-from .journal import Adopted, Claim, JournalEntry, LeaseLostError, PostgresJournal, SendRefusedError
+from .journal import (
+    STATE_ERROR,
+    Adopted,
+    Claim,
+    JournalEntry,
+    LeaseLostError,
+    PostgresJournal,
+    SendRefusedError,
+)
 
 __all__ = ["ENV_NO_SEND_GUARD", "SharedBatch", "is_postgres_dsn", "send_guard_disabled"]
 
@@ -118,8 +126,6 @@ _SEND_ROUNDS: Final = 3
 _MAX_CLAIMS: Final = 5
 #: The key of a stored request that could not be read: its value is why.
 _INVALID: Final = "vidu_async:invalid"
-#: The state of an item that ended without a terminal task (refused, timed out, invalid).
-_STATE_ERROR: Final = "error"
 _NOT_TAKEN: Final = frozenset(
     {_retry.Failure.NOT_SENT, _retry.Failure.THROTTLED, _retry.Failure.QUOTA, _retry.Failure.LATER}
 )
@@ -136,7 +142,12 @@ def is_postgres_dsn(value: object) -> bool:
 
 
 class _StoredError(ViduError):
-    """An error a worker recorded in the database, read back as its text."""
+    """An error a worker recorded in the database, read back as its text and its reason (the
+    error's ``reason``, or its class's name)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @attrs.define(eq=False)
@@ -157,6 +168,14 @@ class _Work:
     resumed: bool = False
     #: Why the item cannot be sent (its stored request is unreadable).
     invalid: ViduError | None = None
+
+
+def _reason(error: ViduError | None) -> str:
+    """What a result row says an error was: its ``reason`` (``Unauthorized``...), else its kind."""
+    if error is None:
+        return ""
+    reason = getattr(error, "reason", "")
+    return reason if isinstance(reason, str) and reason else type(error).__name__
 
 
 def _fingerprint(endpoint: str, body: dict[str, Any]) -> str:
@@ -253,6 +272,7 @@ class SharedBatch:
         self._raised = False
         self._charged = 0
         self._loaded = anyio.Event()
+        self._rerun = False
         self._adopt_at = math.inf
         #: The journal (once entered).
         self.journal: PostgresJournal | None = None
@@ -281,7 +301,16 @@ class SharedBatch:
             await journal.open_input(self._input_id)
             self.limit = self._max_in_flight or await self._size()
             await journal.set_capacity(self.limit)
-            self._replay = await journal.loaded() and await journal.unfinished() == 0
+            finished = await journal.loaded() and await journal.unfinished() == 0
+            # What ended without a task is tried again, as a re-run of a SQLite batch does; a batch
+            # that had finished lists its stored results first.
+            reopened = await journal.reopen_refused()
+            if reopened:
+                logger.info(
+                    "batch %s: %d items refused earlier are tried again", self._input_id[:16], reopened
+                )
+            self._replay = finished
+            self._rerun = finished and reopened > 0
         except BaseException:
             await self._stack.aclose()
             raise
@@ -427,7 +456,7 @@ class SharedBatch:
             with self._work:
                 if self._replay:
                     await self._replay_finished()
-                else:
+                if not self._replay or self._rerun:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._keep_lease, name="vidu_async shared batch lease")
                         tg.start_soon(self._keep_loaded, name="vidu_async shared batch load")
@@ -788,7 +817,7 @@ class SharedBatch:
         if error is None and task is not None and task.state is TaskState.SUCCESS:
             files, error = await self._save(work.endpoint, task)
         terminal = task is not None and task.is_terminal
-        state = (task.raw_state or task.state.value) if task is not None and terminal else _STATE_ERROR
+        state = (task.raw_state or task.state.value) if task is not None and terminal else STATE_ERROR
         # Shielded: once the database holds the finish, the result is handed over, whatever
         # cancels the batch meanwhile (else a finished item could be yielded by no worker).
         with anyio.CancelScope(shield=True):
@@ -796,7 +825,7 @@ class SharedBatch:
                 work.key,
                 state=state,
                 task=_convert.task_to_json(task) if task is not None else None,
-                err_code=task.err_code if task is not None else "",
+                err_code=(task.err_code if task is not None else "") or _reason(error),
                 credits=task.credits if task is not None else None,
                 error=str(error) if error is not None else None,
                 files=[str(f) for f in files],
@@ -850,14 +879,17 @@ class SharedBatch:
     # --- a finished batch ----------------------------------------------------------------------
 
     async def _replay_finished(self) -> None:
-        """Yield every stored result of a batch finished before this worker came; create nothing."""
+        """Yield every stored result of a batch finished before this worker came; create nothing
+        (the items reopened for this run are claimed after)."""
         journal = self._need_journal()
         assert self._send is not None
-        entries = await journal.entries()
+        # Only what is finished: items reopened for this run are claimed meanwhile, and yielded
+        # when they finish.
+        entries = [entry for entry in (await journal.entries()).values() if entry.finished]
         logger.info("batch %s is finished: %d stored results", self._input_id[:16], len(entries))
         places = anyio.Semaphore(_DOWNLOADERS)
         async with anyio.create_task_group() as tg:
-            for entry in entries.values():
+            for entry in entries:
                 await places.acquire()
                 tg.start_soon(self._replay_one, entry, places)
 
@@ -890,7 +922,7 @@ class SharedBatch:
             elif task is not None and task.state is TaskState.FAILED:
                 error = TaskFailedError(task)
             else:
-                error = _StoredError(entry.error or f"item ended {entry.state}")
+                error = _StoredError(entry.error or f"item ended {entry.state}", entry.err_code)
             self.resumed += 1
             result = BatchResult(
                 index=entry.index,

@@ -19,6 +19,7 @@ never the other way round.
 from __future__ import annotations
 
 from ._postgres import (
+    STATE_ERROR,
     Adopted,
     BatchItem,
     BatchSummary,
@@ -32,6 +33,7 @@ from ._protocol import STATE_INTENT, STATE_SUBMITTED, Journal, JournalEntry, Jou
 from ._sqlite import SQLiteJournal
 
 __all__ = [
+    "STATE_ERROR",
     "STATE_INTENT",
     "STATE_SUBMITTED",
     "Adopted",

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANNEL",
     "SCHEMA_VERSION",
+    "STATE_ERROR",
     "STATE_PENDING",
     "Adopted",
     "BatchItem",
@@ -84,6 +85,8 @@ T = TypeVar("T")
 
 #: The state of an item loaded and not yet claimed.
 STATE_PENDING: Final = "pending"
+#: The state of an item that ended without a terminal task (refused, timed out, unreadable).
+STATE_ERROR: Final = "error"
 
 #: The channel :meth:`PostgresJournal.finish` and the other slot-freeing writes ``NOTIFY``; the
 #: payload is the organization's name.
@@ -1668,6 +1671,36 @@ class PostgresJournal:
                 item.action,
             )
         return adopted
+
+    async def reopen_refused(self) -> int:
+        """Put back to ``pending`` the items that ended in an error without a task (their create was
+        refused before the service took it, or never sent): a re-run tries them again, as a re-run
+        of a SQLite batch does. Items that ended with a task, whatever its state, stay as they are.
+        Returns how many were reopened.
+
+        Raises:
+            LeaseLostError: This worker's lease lapsed (nothing changed).
+        """
+        self._check_usable()
+        input_id = self._need_input()
+        me = self._need_worker()
+        async with self._connection() as conn, conn.transaction():
+            if not await conn.fetchval(_sql(f"SELECT {_LIVE}"), me):
+                self._lease_lost = True
+                raise LeaseLostError(
+                    f"worker {me}'s lease lapsed: it reopens nothing", worker_id=me, path=self._shown
+                )
+            status = await conn.execute(
+                "UPDATE vidu_items SET state = 'pending', finished = false, worker_id = NULL, error = NULL,"
+                " err_code = '', send_by = NULL, attention = NULL, updated_at = clock_timestamp()"
+                " WHERE input_id = $1 AND finished AND state = $2 AND task_id IS NULL",
+                input_id,
+                STATE_ERROR,
+            )
+            reopened = int(status.rsplit(" ", 1)[1])
+            if reopened:
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.org)
+        return reopened
 
     async def record_reconciled(self, key: str, task_id: str, credits: int | None = None) -> bool:
         """Record the task an adopted intent's fingerprint found (the item is then re-watched);
