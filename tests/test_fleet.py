@@ -35,6 +35,7 @@ from vidu_async.exceptions import (
     JournalError,
     SubmitOutcomeUnknownError,
     TaskFailedError,
+    WaitTimeoutError,
 )
 from vidu_async.journal import LeaseLostError, PostgresJournal, SendRefusedError
 
@@ -290,6 +291,30 @@ class TestRerun:
             assert len(emu.tasks) == len(requests)
         once_each(third, requests)
         assert all(r.ok and r.resumed for r in third)
+        assert await slots_held(postgres_dsn) == 0
+
+    async def test_a_task_whose_wait_timed_out_is_watched_again(self, postgres_dsn: str) -> None:
+        """A first run whose waits time out (the tasks take longer) ends each item with
+        WaitTimeoutError and its task; a re-run watches those tasks again and collects them,
+        creating nothing, as a re-run of a SQLite batch does."""
+        requests: Jobs = [(f"k{i}", item("text2video", i)) for i in range(4)]
+        async with emulator(processing_time=1.0) as emu:
+            async with client(emu) as c:
+                batch = c.generate_many(
+                    requests, journal=postgres_dsn, input_id=INPUT, max_in_flight=CAP, timeout=0.2
+                )
+                async with batch:
+                    first = [result async for result in batch]
+            once_each(first, requests)
+            assert all(isinstance(r.error, WaitTimeoutError) and r.task is not None for r in first)
+            assert len(emu.tasks) == len(requests)
+            assert await slots_held(postgres_dsn) == 0  # freed although the tasks still run
+            with anyio.fail_after(60):
+                second = await work(emu, postgres_dsn, requests)
+            assert len(emu.tasks) == len(requests)
+        once_each(second, requests)
+        assert all(r.ok and r.resumed for r in second), [(r.key, r.error) for r in second if not r.ok]
+        assert {r.key: r.task.id for r in second if r.task} == {r.key: r.task.id for r in first if r.task}
         assert await slots_held(postgres_dsn) == 0
 
     async def test_a_stored_refusal_keeps_its_reason(self, postgres_dsn: str) -> None:

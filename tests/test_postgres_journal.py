@@ -854,6 +854,48 @@ class TestReopen:
                 await j.reopen_refused()
 
 
+class TestRewatch:
+    """A re-run takes back, with a slot each, the items whose task outlived their wait."""
+
+    async def test_ended_tasks_are_taken_back_as_slots_allow(self, postgres_dsn: str) -> None:
+        async with worker(postgres_dsn, load=items(5), capacity=5, lease_seconds=60) as j:
+            for _ in range(5):
+                assert await j.claim(fingerprint=fingerprint) is not None
+            for n in range(3):
+                assert await j.submitted(f"k000{n}", f"task-{n}")
+                assert await j.finish(
+                    f"k000{n}", state="error", error="timed out", err_code="WaitTimeoutError"
+                )
+            assert await j.finish(
+                "k0003", state="error", error="HTTP 401", err_code="Unauthorized"
+            )  # no task
+            assert await j.submitted("k0004", "task-4")
+            assert await j.finish("k0004", state="success", task=TASK)
+            await j.set_capacity(2)
+            taken = await j.rewatch_ended_tasks(limit=10)  # two free slots
+            assert [(t.key, t.action, t.task_id) for t in taken] == [
+                ("k0000", "rewatch", "task-0"),
+                ("k0001", "rewatch", "task-1"),
+            ]
+            assert sorted(slot for slot, _ in await held_slots(postgres_dsn)) == sorted(t.slot for t in taken)
+            for key in ("k0000", "k0001"):
+                stored = await row(postgres_dsn, key)
+                assert (stored["state"], stored["finished"], stored["worker_id"], stored["error"]) == (
+                    STATE_SUBMITTED,
+                    False,
+                    j.worker_id,
+                    None,
+                )
+            assert await j.rewatch_ended_tasks(limit=10) == []  # no slot left: k0002 waits
+            assert (await row(postgres_dsn, "k0002"))["finished"]
+            assert await j.finish("k0000", state="success", task=TASK)
+            (last,) = await j.rewatch_ended_tasks(limit=10)
+            assert last.key == "k0002"
+            assert (await row(postgres_dsn, "k0003"))["state"] == "error"  # no task: reopen_refused's
+            with pytest.raises(ValueError, match="limit"):
+                await j.rewatch_ended_tasks(limit=0)
+
+
 class TestSummary:
     async def test_counts(self, postgres_dsn: str) -> None:
         """Per-state counts, this batch's workers with their items, slots; nothing stuck."""

@@ -276,6 +276,7 @@ class SharedBatch:
         self._charged = 0
         self._loaded = anyio.Event()
         self._rerun = False
+        self._rewatch: list[Adopted] = []
         self._adopt_at = math.inf
         #: The journal (once entered).
         self.journal: PostgresJournal | None = None
@@ -312,8 +313,10 @@ class SharedBatch:
                 logger.info(
                     "batch %s: %d items refused earlier are tried again", self._input_id[:16], reopened
                 )
+            # What ended with a task but no result (a wait that timed out) is watched again.
+            self._rewatch = await journal.rewatch_ended_tasks(limit=self.limit)
             self._replay = finished
-            self._rerun = finished and reopened > 0
+            self._rerun = finished and (reopened > 0 or bool(self._rewatch))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -552,6 +555,8 @@ class SharedBatch:
             # workers never hand one unresolved item back and forth.
             await self._adopt(tg, undecidable=True)
             self._adopt_at = anyio.current_time() + self._wait
+            rewatch, self._rewatch = self._rewatch, []
+            await self._take_over(tg, rewatch)
             while True:
                 # Places of the local limit first: results not taken yet hold theirs, so a slow
                 # consumer slows this worker's claims (the others take the work meanwhile).
@@ -594,12 +599,18 @@ class SharedBatch:
         if places < 1:
             return 0
         adopted = await self._need_journal().adopt_expired(limit=places, undecidable=undecidable)
-        for item in adopted:
+        await self._take_over(tg, adopted)
+        return len(adopted)
+
+    async def _take_over(self, tg: anyio.abc.TaskGroup, items: list[Adopted]) -> None:
+        """Start each item taken over (adopted, or taken back to watch its task again)."""
+        local = self._local
+        assert local is not None
+        for item in items:
             work = _Work(index=item.index, key=item.key, endpoint=item.endpoint, fingerprint="")
             await local.acquire_on_behalf_of(work)
             self._take_adopted(work, item)
-            tg.start_soon(self._drive, work, item, name=f"vidu_async adopted {item.key}")
-        return len(adopted)
+            tg.start_soon(self._drive, work, item, name=f"vidu_async taken over {item.key}")
 
     def _take(self, work: _Work, claim: Claim) -> None:
         work.index, work.key, work.endpoint = claim.index, claim.key, claim.endpoint

@@ -339,6 +339,19 @@ WHERE input_id = $2 AND loader = $me AND items IS NULL AND {_LIVE}
 RETURNING items
 """)
 
+# Items that ended in an error although they have a task (a wait that timed out), to watch again.
+_SQL_ENDED_WITH_A_TASK: Final = """
+SELECT key, idx, endpoint, request, request_hash, fingerprint, task_id, attempts, worker_id FROM vidu_items
+WHERE input_id = $1 AND finished AND state = $2 AND task_id IS NOT NULL
+ORDER BY idx LIMIT $3 FOR UPDATE SKIP LOCKED
+"""
+
+_SQL_REWATCH: Final = _sql("""
+UPDATE vidu_items SET finished = false, state = 'submitted', adopted_from = worker_id, worker_id = $me,
+    error = NULL, err_code = '', attention = NULL, updated_at = clock_timestamp()
+WHERE input_id = $2 AND key = ANY($3::text[])
+""")
+
 _SQL_NEXT_PENDING: Final = """
 SELECT key, endpoint, request FROM vidu_items WHERE input_id = $1 AND state = 'pending'
 ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -1701,6 +1714,63 @@ class PostgresJournal:
             if reopened:
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.org)
         return reopened
+
+    async def rewatch_ended_tasks(self, *, limit: int) -> list[Adopted]:
+        """Take back up to ``limit`` items that ended in an error although they have a task (the
+        wait timed out, or the service did not know the task for a while), each with a free slot,
+        to watch their task again: a re-run collects what such a task made, as a re-run of a SQLite
+        batch does, and never creates it again. The items become this worker's (``"rewatch"``);
+        those left over for want of a free slot stay as they are, for a later run.
+
+        Raises:
+            LeaseLostError: This worker's lease lapsed (nothing changed).
+            ValueError: ``limit`` is below 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self._check_usable()
+        input_id = self._need_input()
+        me = self._need_worker()
+        async with self._connection() as conn, conn.transaction():
+            if not await conn.fetchval(_sql(f"SELECT {_LIVE}"), me):
+                self._lease_lost = True
+                raise LeaseLostError(
+                    f"worker {me}'s lease lapsed: it takes nothing back", worker_id=me, path=self._shown
+                )
+            org = await conn.fetchrow(_SQL_CAPACITY, self.org)
+            if org is None or org["shrinking"]:
+                return []
+            slots = [row[0] for row in await conn.fetch(_SQL_FREE_SLOTS, self.org, org["capacity"], limit)]
+            if not slots:
+                return []
+            rows = await conn.fetch(_SQL_ENDED_WITH_A_TASK, input_id, STATE_ERROR, len(slots))
+            if not rows:
+                return []
+            keys = [row["key"] for row in rows]
+            slots = slots[: len(keys)]
+            await conn.execute(_SQL_HOLD_SLOTS, self.org, slots, input_id, me, keys)
+            await conn.execute(_SQL_REWATCH, me, input_id, keys)
+        taken = [
+            Adopted(
+                action="rewatch",
+                key=row["key"],
+                index=row["idx"],
+                endpoint=row["endpoint"],
+                request_json=row["request"],
+                request_hash=row["request_hash"],
+                fingerprint=row["fingerprint"],
+                task_id=row["task_id"],
+                attempts=row["attempts"],
+                previous_worker=row["worker_id"],
+                slot=slot,
+                send_by=None,
+                answered_task_id=None,
+            )
+            for row, slot in zip(rows, slots, strict=True)
+        ]
+        for item in taken:
+            logger.info("%s: worker %d watches the task of item %r again", self._shown, me, item.key)
+        return taken
 
     async def record_reconciled(self, key: str, task_id: str, credits: int | None = None) -> bool:
         """Record the task an adopted intent's fingerprint found (the item is then re-watched);
