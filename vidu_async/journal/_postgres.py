@@ -1308,6 +1308,37 @@ class PostgresJournal:
 
     # -- claiming and sending ----------------------------------------------------------------
 
+    async def _need_live(self, conn: asyncpg.Connection[Any], me: int, what: str) -> None:
+        """Raise :class:`LeaseLostError` (saying what the worker did not do) unless its lease is live."""
+        if not await conn.fetchval(_sql(f"SELECT {_LIVE}"), me):
+            self._lease_lost = True
+            raise LeaseLostError(f"worker {me}'s lease lapsed: {what}", worker_id=me, path=self._shown)
+
+    async def _hold_slots_for(
+        self, conn: asyncpg.Connection[Any], me: int, what: str, limit: int, select: str, *args: Any
+    ) -> tuple[list[int], list[asyncpg.Record]]:
+        """In the caller's transaction, as this live worker: take up to ``limit`` free slots below
+        the organization's capacity (none while a shrink is in progress), then as many items as
+        ``select`` (whose last parameter is the count) gives, and hold one slot for each; returns the
+        slots and the items, paired in order.
+
+        Raises:
+            LeaseLostError: This worker's lease lapsed (saying that it did ``what``).
+        """
+        await self._need_live(conn, me, what)
+        org = await conn.fetchrow(_SQL_CAPACITY, self.org)
+        if org is None or org["shrinking"]:
+            return [], []
+        slots = [row[0] for row in await conn.fetch(_SQL_FREE_SLOTS, self.org, org["capacity"], limit)]
+        if not slots:
+            return [], []
+        rows = await conn.fetch(select, *args, len(slots))
+        slots = slots[: len(rows)]
+        if rows:
+            input_id = self._need_input()
+            await conn.execute(_SQL_HOLD_SLOTS, self.org, slots, input_id, me, [row["key"] for row in rows])
+        return slots, list(rows)
+
     async def claim(self, *, fingerprint: Callable[[str, dict[str, Any]], str]) -> Claim | None:
         """Claim the next pending item and a free slot: :meth:`claim_many` for one item.
 
@@ -1350,32 +1381,16 @@ class PostgresJournal:
         me = self._need_worker()
         started = anyio.current_time()
         async with self._connection() as conn, conn.transaction():
-            live = await conn.fetchval(
-                "SELECT lease_until > clock_timestamp() FROM vidu_workers WHERE worker_id = $1", me
+            slots, rows = await self._hold_slots_for(
+                conn, me, "it claims nothing", limit, _SQL_NEXT_PENDING, input_id
             )
-            if not live:
-                self._lease_lost = True
-                raise LeaseLostError(
-                    f"worker {me}'s lease lapsed: it claims nothing", worker_id=me, path=self._shown
-                )
-            org = await conn.fetchrow(_SQL_CAPACITY, self.org)
-            slots: list[int] = []
-            if org is not None and not org["shrinking"]:
-                slots = [
-                    row[0] for row in await conn.fetch(_SQL_FREE_SLOTS, self.org, org["capacity"], limit)
-                ]
-            if not slots:
-                return Claimed(claims=(), pending=bool(await conn.fetchval(_SQL_ANY_PENDING, input_id)))
-            rows = await conn.fetch(_SQL_NEXT_PENDING, input_id, len(slots))
             if not rows:
-                # Free slots and nothing pending (or every pending item in another claim right now).
+                # No free slot, or nothing pending (or every pending item in another claim now).
                 return Claimed(claims=(), pending=bool(await conn.fetchval(_SQL_ANY_PENDING, input_id)))
             keys = [row["key"] for row in rows]
-            slots = slots[: len(keys)]
             marks = {
                 row["key"]: _pg_text(fingerprint(row["endpoint"], json.loads(row["request"]))) for row in rows
             }
-            await conn.execute(_SQL_HOLD_SLOTS, self.org, slots, input_id, me, keys)
             claimed = await conn.fetch(
                 _SQL_CLAIM_ITEMS, me, input_id, keys, [marks[key] for key in keys], self.send_window
             )
@@ -1648,29 +1663,14 @@ class PostgresJournal:
         async with self._connection() as conn:
             rows = await conn.fetch(_SQL_ADOPT, me, input_id, limit, undecidable)
             if not rows:
-                live = await conn.fetchval(
-                    "SELECT lease_until > clock_timestamp() FROM vidu_workers WHERE worker_id = $1", me
-                )
-                if not live:
-                    self._lease_lost = True
-                    raise LeaseLostError(
-                        f"worker {me}'s lease lapsed: it adopts nothing", worker_id=me, path=self._shown
-                    )
+                await self._need_live(conn, me, "it adopts nothing")
         adopted = [
-            Adopted(
-                action="rewatch" if row["task_id"] is not None else "reconcile",
-                key=row["key"],
-                index=row["idx"],
-                endpoint=row["endpoint"],
-                request_json=row["request"],
-                request_hash=row["request_hash"],
-                fingerprint=row["fingerprint"],
-                task_id=row["task_id"],
-                attempts=row["attempts"],
+            _adopted(
+                row,
                 previous_worker=row["old"],
                 slot=row["slot"],
                 send_by=row["send_by"],
-                answered_task_id=row["answered"],
+                answered=row["answered"],
             )
             for row in rows
         ]
@@ -1698,11 +1698,7 @@ class PostgresJournal:
         input_id = self._need_input()
         me = self._need_worker()
         async with self._connection() as conn, conn.transaction():
-            if not await conn.fetchval(_sql(f"SELECT {_LIVE}"), me):
-                self._lease_lost = True
-                raise LeaseLostError(
-                    f"worker {me}'s lease lapsed: it reopens nothing", worker_id=me, path=self._shown
-                )
+            await self._need_live(conn, me, "it reopens nothing")
             status = await conn.execute(
                 "UPDATE vidu_items SET state = 'pending', finished = false, worker_id = NULL, error = NULL,"
                 " err_code = '', send_by = NULL, attention = NULL, updated_at = clock_timestamp()"
@@ -1732,40 +1728,13 @@ class PostgresJournal:
         input_id = self._need_input()
         me = self._need_worker()
         async with self._connection() as conn, conn.transaction():
-            if not await conn.fetchval(_sql(f"SELECT {_LIVE}"), me):
-                self._lease_lost = True
-                raise LeaseLostError(
-                    f"worker {me}'s lease lapsed: it takes nothing back", worker_id=me, path=self._shown
-                )
-            org = await conn.fetchrow(_SQL_CAPACITY, self.org)
-            if org is None or org["shrinking"]:
-                return []
-            slots = [row[0] for row in await conn.fetch(_SQL_FREE_SLOTS, self.org, org["capacity"], limit)]
-            if not slots:
-                return []
-            rows = await conn.fetch(_SQL_ENDED_WITH_A_TASK, input_id, STATE_ERROR, len(slots))
-            if not rows:
-                return []
-            keys = [row["key"] for row in rows]
-            slots = slots[: len(keys)]
-            await conn.execute(_SQL_HOLD_SLOTS, self.org, slots, input_id, me, keys)
-            await conn.execute(_SQL_REWATCH, me, input_id, keys)
-        taken = [
-            Adopted(
-                action="rewatch",
-                key=row["key"],
-                index=row["idx"],
-                endpoint=row["endpoint"],
-                request_json=row["request"],
-                request_hash=row["request_hash"],
-                fingerprint=row["fingerprint"],
-                task_id=row["task_id"],
-                attempts=row["attempts"],
-                previous_worker=row["worker_id"],
-                slot=slot,
-                send_by=None,
-                answered_task_id=None,
+            slots, rows = await self._hold_slots_for(
+                conn, me, "it takes nothing back", limit, _SQL_ENDED_WITH_A_TASK, input_id, STATE_ERROR
             )
+            if rows:
+                await conn.execute(_SQL_REWATCH, me, input_id, [row["key"] for row in rows])
+        taken = [
+            _adopted(row, previous_worker=row["worker_id"], slot=slot, send_by=None, answered=None)
             for row, slot in zip(rows, slots, strict=True)
         ]
         for item in taken:
@@ -2286,6 +2255,32 @@ async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
     else:
         for item in items:
             yield item
+
+
+def _adopted(
+    row: asyncpg.Record,
+    *,
+    previous_worker: int,
+    slot: int | None,
+    send_by: float | None,
+    answered: str | None,
+) -> Adopted:
+    """An item taken over, from its row: with a task id, to watch again; without, to reconcile."""
+    return Adopted(
+        action="rewatch" if row["task_id"] is not None else "reconcile",
+        key=row["key"],
+        index=row["idx"],
+        endpoint=row["endpoint"],
+        request_json=row["request"],
+        request_hash=row["request_hash"],
+        fingerprint=row["fingerprint"],
+        task_id=row["task_id"],
+        attempts=row["attempts"],
+        previous_worker=previous_worker,
+        slot=slot,
+        send_by=send_by,
+        answered_task_id=answered,
+    )
 
 
 async def _insert_items(
