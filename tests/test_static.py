@@ -14,7 +14,8 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 class TestStatic:
-    """mypy --strict and ruff hold for the package, the typing checks, the tests and the examples."""
+    """mypy --strict holds for the package, the typing checks and the benchmarks (the tests are not
+    type-checked); ruff's lint and format hold for all of it, tests and examples included."""
 
     def test_mypy_strict(self) -> None:
         """mypy (strict, from pyproject.toml) finds nothing in vidu_async, tests/typing/api.py and benchmarks."""
